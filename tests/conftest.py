@@ -128,3 +128,12 @@ def modules(loaders):
 @pytest.fixture
 def states(loaders):
     return loaders.states
+
+
+@pytest.fixture
+def masterless(sandbox_base, request):
+    """A masterless salt-call runner with its own config, cache and pillar dirs."""
+    from tests.harness.masterless import Masterless
+
+    base = sandbox_base / f"salt-{request.node.name[:40]}-{next(_instance_counter)}"
+    return Masterless(base).write_config()
