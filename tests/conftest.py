@@ -33,9 +33,20 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     global _NAMESPACE
+    _drop_salt_deferred_log_records()
     if _NAMESPACE is not None:
         _NAMESPACE.delete()
         _NAMESPACE = None
+
+
+def _drop_salt_deferred_log_records():
+    """Salt buffers early log records and prints them at exit to a stream
+    pytest has closed by then ("--- Logging error ---"); hand them over now."""
+    try:
+        from salt._logging.impl import shutdown_temp_handler
+    except ImportError:
+        return
+    shutdown_temp_handler()
 
 
 @pytest.fixture(scope="session")
