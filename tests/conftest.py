@@ -110,25 +110,32 @@ def salt_factories_config(sandbox_base):
 
 @pytest.fixture(scope="session")
 def minion_opts(salt_factories):
+    """Minion options for in-process tests: module_dirs loads _modules/ and
+    _states/; no file root, or Loaders would sync the whole checkout."""
     factory = salt_factories.salt_minion_daemon(
         "pfx-functional",
         defaults={
             "file_client": "local",
             "module_dirs": [str(REPO)],
-            "file_roots": {"base": [str(REPO)]},
+            "file_roots": {"base": []},
             "pillar_roots": {"base": []},
         },
     )
     return factory.config.copy()
 
 
-@pytest.fixture
-def loaders(minion_opts):
+@pytest.fixture(scope="session")
+def session_loaders(minion_opts):
     from saltfactories.utils.functional import Loaders
 
-    loaders = Loaders(minion_opts)
-    yield loaders
-    loaders.reset_state()
+    return Loaders(minion_opts)
+
+
+@pytest.fixture
+def loaders(session_loaders):
+    """Salt's loaders, built once per session (seconds each) and reset after every test."""
+    yield session_loaders
+    session_loaders.reset_state()
 
 
 @pytest.fixture

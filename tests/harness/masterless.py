@@ -22,13 +22,24 @@ class Masterless:
         self.config_dir = self.base / "config"
         self.pillar_dir = self.base / "pillar"
 
+    def write_file_root(self):
+        """A file root serving only postfix/: with the whole checkout as file root,
+        every salt-call would walk .venv's thousands of files. The custom modules
+        come from module_dirs."""
+        root = self.base / "file-root"
+        root.mkdir(parents=True, exist_ok=True)
+        link = root / "postfix"
+        if not link.is_symlink():
+            link.symlink_to(REPO / "postfix")
+        return root
+
     def write_config(self):
         self.config_dir.mkdir(parents=True, exist_ok=True)
         self.pillar_dir.mkdir(parents=True, exist_ok=True)
         config = {
             "id": self.minion_id,
             "file_client": "local",
-            "file_roots": {"base": [str(REPO)]},
+            "file_roots": {"base": [str(self.write_file_root())]},
             "pillar_roots": {"base": [str(self.pillar_dir)]},
             "module_dirs": [str(REPO)],
             "root_dir": str(self.base),
