@@ -3,8 +3,10 @@
 It never reads or writes /etc/postfix: every command gets ``-c CONFIG_DIR``.
 """
 
+import os
 import pathlib
 import shutil
+import signal
 import time
 
 from .procs import port_closed, run, wait_for_port
@@ -50,9 +52,16 @@ class PostfixInstance:
         shutil.copy(MASTER_CF_DIST, self.config_dir / "master.cf")
         lines = [f"{name} = {value}" for name, value in self.host_parameters().items()]
         (self.config_dir / "main.cf").write_text("\n".join(lines) + "\n")
+        self.backdate()
         self.postconf("-F", "*/*/chroot = n")
         shutil.chown(self.data_dir, "postfix", "postfix")
         return self
+
+    def backdate(self, seconds=10):
+        """Age main.cf and master.cf: Postfix tools stall on a main.cf younger than ~2 s."""
+        then = time.time() - seconds
+        for name in ("main.cf", "master.cf"):
+            os.utime(self.config_dir / name, (then, then))
 
     def postconf(self, *args):
         return run(["postconf", "-c", str(self.config_dir), *args]).stdout
@@ -77,6 +86,26 @@ class PostfixInstance:
                 time.sleep(0.1)
         if not port_closed(self.address, self.port):
             self.postfix("abort", check=False)
+        self._kill_master()
+
+    def _kill_master(self):
+        """Last resort when main.cf is too broken for ``postfix stop``: signal the master."""
+        try:
+            pid = int((self.queue_dir / "pid" / "master.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError, IndexError):
+            return
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def _alive(pid):
+    """True while PID runs (a zombie, which nobody here reaps, counts as gone)."""
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return False
 
     def log(self):
         return self.maillog.read_text() if self.maillog.exists() else ""
