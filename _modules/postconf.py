@@ -1,0 +1,642 @@
+"""
+Manage Postfix's main.cf parameters and master.cf services through postconf(1).
+
+Every function takes ``config_dir`` (``postconf -c``); ``None`` means Postfix's
+own configuration directory. Nothing here parses main.cf or master.cf: it reads
+postconf's own output (``postconf -n``, ``postconf -M``) and edits with
+``postconf -e/-X/-M/-F/-P/-PX/-MX``.
+
+Reading runs one postconf process per file; writing runs one process per kind
+of edit, never one per parameter: after main.cf changes, the first Postfix tool
+to read it stalls until the file is about 2 s old, so a changed run pays that
+once (in the verifying read) instead of once per parameter.
+
+Input is validated before anything is written; a bad item raises
+``SaltInvocationError`` naming it.
+"""
+
+import logging
+import re
+
+import salt.utils.path
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "postconf"
+__func_alias__ = {"set_": "set"}
+
+PARAMETER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+SERVICE_NAME = re.compile(r"[^\s/={}#]+")
+SERVICE_TYPES = ("inet", "unix", "unix-dgram", "fifo", "pass")
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+NAME_VALUE_LINE = re.compile(r"^(?P<name>\S+) =(?: (?P<value>.*))?$")
+UNUSED_MAIN_PARAMETER = re.compile(r"main\.cf: unused parameter: (?P<name>[^=\s]+)=(?P<value>.*)$")
+
+#: master.cf's single-column fields, in order, with the validation pattern of their value
+SERVICE_FIELDS = {
+    "private": re.compile(r"[yn-]"),
+    "unpriv": re.compile(r"[yn-]"),
+    "chroot": re.compile(r"[yn-]"),
+    "wakeup": re.compile(r"-|[0-9]+\??"),
+    "maxproc": re.compile(r"-|[0-9]+"),
+}
+#: the names postconf -F uses for those fields
+POSTCONF_FIELD_NAMES = {
+    "private": "private",
+    "unpriv": "unprivileged",
+    "chroot": "chroot",
+    "wakeup": "wakeup",
+    "maxproc": "process_limit",
+}
+SERVICE_SPEC_KEYS = (*SERVICE_FIELDS, "command", "options", "enabled")
+
+
+def __virtual__():
+    if salt.utils.path.which("postconf"):
+        return __virtualname__
+    return (False, "the postconf module needs postconf(1) from Postfix on the PATH")
+
+
+# --- running postconf --------------------------------------------------------
+
+
+def _postconf(args, config_dir=None):
+    """Run postconf with ARGS; return the cmd.run_all result, raise with postconf's message on failure."""
+    argv = ["postconf"]
+    if config_dir is not None:
+        argv += ["-c", str(config_dir)]
+    argv += list(args)
+    result = __salt__["cmd.run_all"](argv, python_shell=False, ignore_retcode=True)
+    if result["retcode"] != 0:
+        raise CommandExecutionError(f"postconf {' '.join(args[:1])} failed: {result['stderr'] or result['stdout']}")
+    return result
+
+
+def _name_value_lines(text):
+    """Parse postconf's ``name = value`` lines into a dict."""
+    parsed = {}
+    for line in text.splitlines():
+        match = NAME_VALUE_LINE.match(line)
+        if match:
+            parsed[match.group("name")] = match.group("value") or ""
+    return parsed
+
+
+def _unused_main_parameters(stderr):
+    """Parameters set in main.cf that postconf -n hides because nothing uses them yet.
+
+    postconf names them in its "unused parameter" warnings: that is where
+    user-defined parameters not yet referenced as $name show up.
+    """
+    unused = {}
+    for line in stderr.splitlines():
+        match = UNUSED_MAIN_PARAMETER.search(line)
+        if match:
+            unused[match.group("name")] = match.group("value").strip()
+    return unused
+
+
+def _read_main(config_dir):
+    """main.cf's explicit settings: ({name: value} postconf knows, {name: value} unused ones)."""
+    result = _postconf(["-n"], config_dir)
+    return _name_value_lines(result["stdout"]), _unused_main_parameters(result["stderr"])
+
+
+def _known_names(config_dir):
+    """Every parameter name Postfix knows (built in or derived from master.cf services)."""
+    return set(_postconf(["-d", "-H"], config_dir)["stdout"].split())
+
+
+# --- values ------------------------------------------------------------------
+
+
+def _squash(value):
+    """A value as postconf -n prints it: runs of whitespace become one space."""
+    return None if value is None else " ".join(value.split())
+
+
+def _as_text(what, value, list_separator):
+    """A pillar value as Postfix text: booleans become yes/no, lists are joined."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return list_separator.join(_as_text(what, item, list_separator) for item in value)
+    if isinstance(value, str):
+        return value.strip()
+    raise SaltInvocationError(f"{what}: value must be text, a number, a boolean or a list, not {type(value).__name__}")
+
+
+def _checked_name(name, what="parameter name"):
+    if not isinstance(name, str) or not PARAMETER_NAME.fullmatch(name):
+        raise SaltInvocationError(f"invalid Postfix {what}: {name!r}")
+    return name
+
+
+def _checked_value(what, value, list_separator=", "):
+    text = _as_text(what, value, list_separator)
+    if CONTROL_CHARACTER.search(text):
+        raise SaltInvocationError(f"{what}: value contains a newline or control character: {text!r}")
+    return text
+
+
+# --- main.cf -----------------------------------------------------------------
+
+
+def _wanted_parameters(params):
+    """Validate PARAMS: {name: text} with None kept for "remove"."""
+    if not isinstance(params, dict):
+        raise SaltInvocationError(f"params must be a dict of parameter names to values, not {type(params).__name__}")
+    return {
+        _checked_name(name): None if value is None else _checked_value(f"parameter {name}", value)
+        for name, value in params.items()
+    }
+
+
+def _check_known(names, in_use, user_defined, config_dir):
+    """Refuse names Postfix does not know unless declared user-defined."""
+    user_defined = [user_defined] if isinstance(user_defined, str) else user_defined or ()
+    declared = {_checked_name(name, "user-defined parameter name") for name in user_defined}
+    unknown = set(names) - set(in_use) - declared
+    if unknown:
+        unknown -= _known_names(config_dir)
+    if unknown:
+        raise SaltInvocationError(
+            f"unknown Postfix parameter(s): {', '.join(sorted(unknown))} "
+            "(list parameters used as $name references in user_defined)"
+        )
+
+
+def _main_changes(wanted, current):
+    """{name: {"old", "new"}} for each wanted setting main.cf does not already hold."""
+    changes = {}
+    for name, value in wanted.items():
+        old = current.get(name)
+        if _squash(old) != _squash(value):
+            changes[name] = {"old": old, "new": value}
+    return changes
+
+
+def _write_main(changes, config_dir):
+    settings = [f"{name}={change['new']}" for name, change in changes.items() if change["new"] is not None]
+    removals = [name for name, change in changes.items() if change["new"] is None]
+    if settings:
+        _postconf(["-e", *settings], config_dir)
+    if removals:
+        _postconf(["-X", *removals], config_dir)
+
+
+def _verify_main(changes, config_dir):
+    in_use, unused = _read_main(config_dir)
+    now = {**unused, **in_use}
+    missed = [name for name, change in changes.items() if _squash(now.get(name)) != _squash(change["new"])]
+    if missed:
+        raise CommandExecutionError(f"postconf did not apply main.cf parameter(s): {', '.join(missed)}")
+
+
+def _apply_main(wanted, config_dir, user_defined, test):
+    in_use, unused = _read_main(config_dir)
+    _check_known([name for name, value in wanted.items() if value is not None], in_use, user_defined, config_dir)
+    changes = _main_changes(wanted, {**unused, **in_use})
+    if changes and not test:
+        _write_main(changes, config_dir)
+        _verify_main(changes, config_dir)
+    return changes
+
+
+def get(name, config_dir=None):
+    """
+    Return the effective value of one main.cf parameter (its setting, or Postfix's default).
+
+    name
+        The parameter name.
+
+    config_dir
+        Postfix configuration directory; default: Postfix's own.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postconf.get myhostname
+        salt '*' postconf.get message_size_limit config_dir=/etc/postfix-out
+    """
+    _checked_name(name)
+    result = _postconf(["-h", name], config_dir)
+    if f"{name}: unknown parameter" in result["stderr"]:
+        unused = _unused_main_parameters(result["stderr"])
+        if name in unused:
+            return unused[name]
+        raise SaltInvocationError(f"unknown Postfix parameter: {name}")
+    return result["stdout"]
+
+
+def show(config_dir=None, defaults=False):
+    """
+    Return main.cf parameters as a dict: those set explicitly (``postconf -n``),
+    or with ``defaults=True`` every parameter with its effective value.
+
+    config_dir
+        Postfix configuration directory; default: Postfix's own.
+
+    defaults
+        Include parameters left at their default.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postconf.show
+        salt '*' postconf.show defaults=True
+    """
+    result = _postconf([] if defaults else ["-n"], config_dir)
+    return {**_unused_main_parameters(result["stderr"]), **_name_value_lines(result["stdout"])}
+
+
+def set_(params, config_dir=None, user_defined=None, test=False):
+    """
+    Set main.cf parameters: one ``postconf -e`` call for all that differ (and one
+    ``postconf -X`` call for those given as None, which are removed).
+
+    Returns ``{name: {"old": old, "new": new}}``; ``old``/``new`` None means
+    "not set in main.cf". Values are compared as postconf prints them (runs of
+    whitespace count as one space). Booleans become yes/no, lists are joined
+    with ", ".
+
+    params
+        Dict of parameter names to values.
+
+    config_dir
+        Postfix configuration directory; default: Postfix's own.
+
+    user_defined
+        Names Postfix does not know that are wanted anyway, e.g. parameters
+        master.cf refers to as ``$name``. Any other unknown name is refused.
+
+    test
+        Only report what would change.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postconf.set '{"biff": "no", "message_size_limit": 20971520}'
+        salt '*' postconf.set '{"mua_client_restrictions": "permit_sasl_authenticated, reject"}' user_defined='[mua_client_restrictions]'
+    """
+    return _apply_main(_wanted_parameters(params), config_dir, user_defined, test)
+
+
+def unset(names, config_dir=None, test=False):
+    """
+    Remove parameters from main.cf (one ``postconf -X`` call); they fall back to
+    Postfix's defaults. Returns ``{name: {"old": old, "new": None}}`` for those
+    that were set.
+
+    names
+        A parameter name or a list of them.
+
+    config_dir
+        Postfix configuration directory; default: Postfix's own.
+
+    test
+        Only report what would change.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postconf.unset biff
+        salt '*' postconf.unset '[biff, relayhost]'
+    """
+    names = [names] if isinstance(names, str) else names
+    if not isinstance(names, (list, tuple)):
+        raise SaltInvocationError(f"names must be a parameter name or a list of them, not {type(names).__name__}")
+    return _apply_main({_checked_name(name): None for name in names}, config_dir, None, test)
+
+
+# --- master.cf ---------------------------------------------------------------
+
+
+def _tokens(text):
+    """Split master.cf text at whitespace, keeping ``{...}`` groups whole (as postconf does)."""
+    tokens, current, depth = [], "", 0
+    for char in text:
+        if char.isspace() and depth == 0:
+            if current:
+                tokens.append(current)
+            current = ""
+            continue
+        if char == "{":
+            depth += 1
+        elif char == "}" and depth:
+            depth -= 1
+        current += char
+    if current:
+        tokens.append(current)
+    return tokens
+
+
+def _unbraced(token):
+    return token[1:-1].strip() if token.startswith("{") and token.endswith("}") else token
+
+
+def _split_daemon_arguments(arguments):
+    """Daemon options come before the first non-option argument (as postconf reads them):
+    -> ({-o name: value}, the other arguments in order)."""
+    options, others = {}, []
+    index = 0
+    while index < len(arguments):
+        argument = arguments[index]
+        if not argument.startswith("-") or argument == "--":
+            break
+        glued = argument.startswith("-o") and argument != "-o"
+        if glued or (argument == "-o" and index + 1 < len(arguments)):
+            setting = argument[2:] if glued else arguments[index + 1]
+            name, _, value = _unbraced(setting).partition("=")
+            options[name.strip()] = value.strip()
+            index += 1 if glued else 2
+            continue
+        others.append(argument)
+        index += 1
+    return options, others + arguments[index:]
+
+
+def _parse_service(line):
+    """One ``postconf -M`` line -> ("name/type", entry dict)."""
+    tokens = _tokens(line)
+    name, service_type, *fields = tokens[:7]
+    options, arguments = _split_daemon_arguments(tokens[8:])
+    entry = dict(zip(SERVICE_FIELDS, fields, strict=True))
+    entry["command"] = " ".join([tokens[7], *arguments])
+    entry["options"] = options
+    return f"{name}/{service_type}", entry
+
+
+def _read_master(config_dir):
+    lines = _postconf(["-M"], config_dir)["stdout"].splitlines()
+    return dict(_parse_service(line) for line in lines if line.strip())
+
+
+def _checked_service_key(key):
+    if not isinstance(key, str) or key.count("/") != 1:
+        raise SaltInvocationError(f"invalid master.cf service {key!r}: expected name/type, e.g. submission/inet")
+    name, service_type = key.split("/")
+    if not SERVICE_NAME.fullmatch(name):
+        raise SaltInvocationError(f"invalid master.cf service name {name!r} in {key!r}")
+    if service_type not in SERVICE_TYPES:
+        raise SaltInvocationError(
+            f"invalid master.cf service type {service_type!r} in {key!r}: one of {', '.join(SERVICE_TYPES)}"
+        )
+    return key
+
+
+def _checked_field(key, field, value):
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not SERVICE_FIELDS[field].fullmatch(text):
+        raise SaltInvocationError(f"service {key}: invalid {field} field {value!r}")
+    return text
+
+
+def _checked_command(key, command):
+    if not isinstance(command, str) or not command.strip():
+        raise SaltInvocationError(f"service {key}: a command is required")
+    if CONTROL_CHARACTER.search(command):
+        raise SaltInvocationError(f"service {key}: command contains a newline or control character: {command!r}")
+    tokens = _tokens(command)
+    options, _ = _split_daemon_arguments(tokens[1:])
+    if tokens[0].startswith("-") or options:
+        raise SaltInvocationError(
+            f"service {key}: command {command!r} must start with the program and hold no -o options"
+        )
+    return " ".join(tokens)
+
+
+def _checked_options(key, options):
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise SaltInvocationError(f"service {key}: options must be a dict of -o parameter names to values")
+    checked = {}
+    for name, value in options.items():
+        _checked_name(name, f"-o parameter name in service {key}")
+        text = _checked_value(f"service {key} -o {name}", value, list_separator=",")
+        if re.search(r"\s", text):
+            raise SaltInvocationError(
+                f"service {key} -o {name}: value contains whitespace (postconf -P refuses it): {text!r}"
+            )
+        checked[name] = text
+    return checked
+
+
+def _wanted_service(key, spec):
+    """Validate one service spec; None means "absent"."""
+    _checked_service_key(key)
+    if not isinstance(spec, dict):
+        raise SaltInvocationError(f"service {key}: expected a dict of fields, command and options")
+    unknown = set(spec) - set(SERVICE_SPEC_KEYS)
+    if unknown:
+        raise SaltInvocationError(f"service {key}: unknown field(s) {', '.join(sorted(unknown))}")
+    enabled = spec.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise SaltInvocationError(f"service {key}: enabled must be true or false, not {enabled!r}")
+    if not enabled:
+        return None
+    entry = {field: _checked_field(key, field, spec.get(field, "-")) for field in SERVICE_FIELDS}
+    entry["command"] = _checked_command(key, spec.get("command"))
+    entry["options"] = _checked_options(key, spec.get("options"))
+    return entry
+
+
+def _check_option_names(wanted, current, config_dir):
+    """Refuse -o names Postfix does not know (it would ignore them as "unused")."""
+    new_names = {
+        (key, name)
+        for key, entry in wanted.items()
+        if entry is not None
+        for name in entry["options"]
+        if name not in (current.get(key) or {}).get("options", {})
+    }
+    if not new_names:
+        return
+    known = _known_names(config_dir)
+    unknown = sorted(f"{key} -o {name}" for key, name in new_names if name not in known)
+    if unknown:
+        raise SaltInvocationError(f"unknown Postfix parameter(s) in master.cf options: {', '.join(unknown)}")
+
+
+def _entry_line(key, entry):
+    """A master.cf entry for postconf -M: fields, program, -o options, then the other arguments."""
+    program, *arguments = _tokens(entry["command"])
+    options = [f"-o {name}={value}" for name, value in entry["options"].items()]
+    fields = [entry[field] for field in SERVICE_FIELDS]
+    return " ".join([*key.split("/"), *fields, program, *options, *arguments])
+
+
+def _service_edits(key, have, want):
+    """The postconf edits that turn HAVE into WANT, as {flag: [arguments]}."""
+    if want is None:
+        return {"-MX": [key]}
+    if have is None or have["command"] != want["command"]:
+        return {"-M": [f"{key}={_entry_line(key, want)}"]}
+    changed_fields = [field for field in SERVICE_FIELDS if have[field] != want[field]]
+    changed_options = {name: value for name, value in want["options"].items() if have["options"].get(name) != value}
+    return {
+        "-F": [f"{key}/{POSTCONF_FIELD_NAMES[field]}={want[field]}" for field in changed_fields],
+        "-P": [f"{key}/{name}={value}" for name, value in changed_options.items()],
+        "-PX": [f"{key}/{name}" for name in have["options"] if name not in want["options"]],
+    }
+
+
+def _master_plan(wanted, current):
+    """(changes, {flag: [arguments]}): one postconf call per flag covers every service."""
+    changes = {}
+    edits = {"-M": [], "-F": [], "-P": [], "-PX": [], "-MX": []}
+    for key, want in wanted.items():
+        have = current.get(key)
+        if have == want:
+            continue
+        changes[key] = {"old": have, "new": want}
+        for flag, arguments in _service_edits(key, have, want).items():
+            edits[flag] += arguments
+    return changes, edits
+
+
+def _write_master(edits, config_dir):
+    for flag, arguments in edits.items():
+        if arguments:
+            _postconf([flag, *arguments], config_dir)
+
+
+def _verify_master(changes, config_dir):
+    now = _read_master(config_dir)
+    missed = [key for key, change in changes.items() if now.get(key) != change["new"]]
+    if missed:
+        raise CommandExecutionError(f"postconf did not apply master.cf service(s): {', '.join(missed)}")
+
+
+def _apply_master(wanted, current, config_dir, test):
+    _check_option_names(wanted, current, config_dir)
+    changes, edits = _master_plan(wanted, current)
+    if changes and not test:
+        _write_master(edits, config_dir)
+        _verify_master(changes, config_dir)
+    return changes
+
+
+def services(config_dir=None):
+    """
+    Return master.cf services as ``{"name/type": {"private", "unpriv", "chroot",
+    "wakeup", "maxproc", "command", "options"}}``; ``command`` is the program and
+    its arguments, ``options`` its ``-o name=value`` settings.
+
+    config_dir
+        Postfix configuration directory; default: Postfix's own.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postconf.services
+    """
+    return _read_master(config_dir)
+
+
+def set_service(name, fields=None, options=None, config_dir=None, test=False):
+    """
+    Add or change one master.cf service. Fields and options not given stay as
+    they are; an option given as None is removed. A new service needs
+    ``fields["command"]``; its other fields default to "-".
+
+    name
+        ``name/type``, e.g. ``submission/inet``.
+
+    fields
+        Dict of private, unpriv, chroot, wakeup, maxproc and command.
+
+    options
+        Dict of ``-o`` parameter names to values (no whitespace in values).
+
+    config_dir
+        Postfix configuration directory; default: Postfix's own.
+
+    test
+        Only report what would change.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postconf.set_service submission/inet fields='{"private": "n", "chroot": "n", "command": "smtpd"}' options='{"smtpd_sasl_auth_enable": "yes"}'
+        salt '*' postconf.set_service submission/inet options='{"smtpd_tls_security_level": null}'
+    """
+    _checked_service_key(name)
+    if fields is not None and not isinstance(fields, dict):
+        raise SaltInvocationError(f"service {name}: fields must be a dict")
+    if options is not None and not isinstance(options, dict):
+        raise SaltInvocationError(f"service {name}: options must be a dict")
+    unknown = set(fields or {}) - {*SERVICE_FIELDS, "command"}
+    if unknown:
+        raise SaltInvocationError(f"service {name}: unknown field(s) {', '.join(sorted(unknown))}")
+    current = _read_master(config_dir)
+    have = current.get(name) or {"options": {}}
+    merged_options = {**have["options"], **(options or {})}
+    spec = {
+        **{key: value for key, value in have.items() if key != "options"},
+        **(fields or {}),
+        "options": {key: value for key, value in merged_options.items() if value is not None},
+    }
+    return _apply_master({name: _wanted_service(name, spec)}, current, config_dir, test)
+
+
+def remove_service(name, config_dir=None, test=False):
+    """
+    Remove a master.cf service (``postconf -MX``).
+
+    name
+        ``name/type``, e.g. ``submission/inet``.
+
+    config_dir
+        Postfix configuration directory; default: Postfix's own.
+
+    test
+        Only report what would change.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postconf.remove_service submission/inet
+    """
+    _checked_service_key(name)
+    return _apply_master({name: None}, _read_master(config_dir), config_dir, test)
+
+
+def set_services(services, config_dir=None, test=False):  # pylint: disable=redefined-outer-name
+    """
+    Make many master.cf services what SERVICES says, with one postconf call per
+    kind of edit (-M, -F, -P, -PX, -MX).
+
+    services
+        ``{"name/type": {"private", "unpriv", "chroot", "wakeup", "maxproc",
+        "command", "options", "enabled"}}``. Fields default to "-"; ``options``
+        is the service's exact ``-o`` set; ``enabled: false`` removes the
+        service. Services not listed are left alone.
+
+    config_dir
+        Postfix configuration directory; default: Postfix's own.
+
+    test
+        Only report what would change.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postconf.set_services '{"submission/inet": {"private": "n", "chroot": "n", "command": "smtpd", "options": {"smtpd_sasl_auth_enable": "yes"}}}'
+    """
+    if not isinstance(services, dict):
+        raise SaltInvocationError("services must be a dict of name/type to service specs")
+    wanted = {key: _wanted_service(key, spec) for key, spec in services.items()}
+    return _apply_master(wanted, _read_master(config_dir), config_dir, test)

@@ -1,0 +1,224 @@
+"""postfix.running and its mod_watch against real sandboxed Postfix instances."""
+
+import os
+import pathlib
+import smtplib
+import socket
+import time
+
+import pytest
+
+#: outside the addresses postfix_factory hands out
+MOVED_ADDRESS = "127.0.0.36"
+UNREACHABLE_ADDRESS = "10.9.9.9"
+
+
+def edit_main_cf(instance, *postconf_args):
+    """postconf -e/-X on INSTANCE, then age main.cf: Postfix tools stall until main.cf is ~2 s old."""
+    instance.postconf(*postconf_args)
+    then = time.time() - 10
+    os.utime(instance.config_dir / "main.cf", (then, then))
+
+
+@pytest.fixture
+def started(states, postfix_sandbox):
+    """An instance started by postfix.running, so the state knows what it started with."""
+    ret = states.postfix.running(name="postfix", config_dir=str(postfix_sandbox.config_dir))
+    assert ret.result is True, ret.comment
+    return postfix_sandbox
+
+
+def watch(states, instance, test=False):
+    return states.postfix.mod_watch(name="postfix", sfun="running", config_dir=str(instance.config_dir), test=test)
+
+
+def banner(address):
+    """The greeting of a NEW SMTP connection to ADDRESS:25."""
+    with smtplib.SMTP(timeout=10) as smtp:
+        return smtp.connect(address, 25)[1].decode()
+
+
+def listening(address):
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex((address, 25)) == 0
+
+
+def master_pid(instance):
+    return int((instance.queue_dir / "pid" / "master.pid").read_text())
+
+
+def process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_running_starts_a_stopped_instance_then_changes_nothing(states, postfix_sandbox):
+    config_dir = str(postfix_sandbox.config_dir)
+    ret = states.postfix.running(name="postfix", config_dir=config_dir)
+    assert ret.result is True, ret.comment
+    assert ret.changes == {"postfix": {"old": "stopped", "new": "running"}}
+    assert postfix_sandbox.status()
+    assert banner(postfix_sandbox.address).startswith(postfix_sandbox.hostname)
+    pid = master_pid(postfix_sandbox)
+
+    again = states.postfix.running(name="postfix", config_dir=config_dir)
+    assert again.result is True
+    assert again.changes == {}
+    assert master_pid(postfix_sandbox) == pid
+
+
+def test_running_in_test_mode_only_says_it_would_start(states, postfix_sandbox):
+    ret = states.postfix.running(name="postfix", config_dir=str(postfix_sandbox.config_dir), test=True)
+    assert ret.result is None
+    assert "would start" in ret.comment
+    assert ret.changes == {"postfix": {"old": "stopped", "new": "running"}}
+    assert not postfix_sandbox.status()
+
+
+def test_running_fails_with_the_reason_when_postfix_cannot_start(states, postfix_sandbox):
+    with socket.create_server((postfix_sandbox.address, 25)):
+        ret = states.postfix.running(name="postfix", config_dir=str(postfix_sandbox.config_dir))
+    assert ret.result is False
+    assert "Address already in use" in ret.comment
+
+
+def test_watch_reloads_and_a_new_connection_gets_the_new_banner(states, started):
+    pid = master_pid(started)
+    old_banner = banner(started.address)  # leaves an idle smtpd that keeps the old configuration
+    edit_main_cf(started, "-e", "smtpd_banner = $myhostname ESMTP reloaded by salt")
+    assert banner(started.address) == old_banner, "without a reload the idle smtpd answers"
+    ret = watch(states, started)
+    assert ret.result is True, ret.comment
+    assert ret.changes == {"postfix": {"old": "running", "new": "reloaded"}}
+    assert banner(started.address) == f"{started.hostname} ESMTP reloaded by salt"
+    assert master_pid(started) == pid, "a reload keeps the master process"
+
+
+def test_watch_restarts_when_inet_interfaces_moves(states, started):
+    old_address = started.address
+    pid = master_pid(started)
+    edit_main_cf(started, "-e", f"inet_interfaces = {MOVED_ADDRESS}", f"smtp_bind_address = {MOVED_ADDRESS}")
+    ret = watch(states, started)
+    assert ret.result is True, ret.comment
+    assert ret.changes == {
+        "postfix": {"old": "running", "new": "restarted"},
+        "inet_interfaces": {"old": old_address, "new": MOVED_ADDRESS},
+    }
+    assert "inet_interfaces changed" in ret.comment
+    assert started.status()
+    assert master_pid(started) != pid
+    assert banner(MOVED_ADDRESS).startswith(started.hostname)
+    assert not listening(old_address)
+
+    started.address = MOVED_ADDRESS  # the harness stops what listens here
+    edit_main_cf(started, "-e", "smtpd_banner = $myhostname ESMTP after the move")
+    assert watch(states, started).changes == {"postfix": {"old": "running", "new": "reloaded"}}, \
+        "the restart recorded the new inet_interfaces"
+
+
+def test_watch_without_a_record_restarts_to_be_safe(states, postfix_sandbox):
+    instance = postfix_sandbox.start()  # started behind the state's back
+    pid = master_pid(instance)
+    ret = watch(states, instance)
+    assert ret.result is True, ret.comment
+    assert ret.changes == {"postfix": {"old": "running", "new": "restarted"}}
+    assert "no record" in ret.comment
+    assert master_pid(instance) != pid
+    assert listening(instance.address)
+
+
+@pytest.fixture
+def broken(started):
+    """STARTED with a main.cf that fails `postfix check`; repaired afterwards so the harness can stop it.
+
+    A connection first leaves an idle smtpd with the good configuration: only a reload would end it.
+    """
+    banner(started.address)
+    edit_main_cf(started, "-e", f"inet_interfaces = {UNREACHABLE_ADDRESS}", "smtpd_banner = $myhostname ESMTP broken")
+    yield started
+    edit_main_cf(started, "-e", f"inet_interfaces = {started.address}")
+
+
+def test_watch_with_a_broken_configuration_fails_and_keeps_postfix_running(states, started, broken):
+    ret = watch(states, broken)
+    assert ret.result is False
+    assert f"no local interface found for {UNREACHABLE_ADDRESS}" in ret.comment
+    assert ret.changes == {}
+    assert process_alive(master_pid(broken)), "Postfix still runs (postfix status itself fails on this main.cf)"
+    assert banner(broken.address) == f"{broken.hostname} ESMTP Postfix"
+
+
+@pytest.fixture
+def fatal_on_reload(started):
+    """STARTED with a main.cf that passes `postfix check` but kills the master when it re-reads it."""
+    edit_main_cf(started, "-e", "service_throttle_time = soon")
+    yield started
+    edit_main_cf(started, "-X", "service_throttle_time")
+
+
+def test_watch_never_reports_success_when_the_reload_kills_postfix(states, modules, fatal_on_reload):
+    pid = master_pid(fatal_on_reload)
+    ret = watch(states, fatal_on_reload)
+    assert ret.result is False
+    assert "invalid service_throttle_time" in ret.comment
+    assert not process_alive(pid) or is_zombie(pid)
+    assert modules.postfix.status(config_dir=str(fatal_on_reload.config_dir)) is False
+
+
+def is_zombie(pid):
+    return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_watch_in_test_mode_changes_nothing(states, started):
+    pid = master_pid(started)
+    old_banner = banner(started.address)
+    edit_main_cf(started, "-e", "smtpd_banner = $myhostname ESMTP not yet")
+    ret = watch(states, started, test=True)
+    assert ret.result is None
+    assert ret.comment == "Postfix would be reloaded"
+    assert ret.changes == {"postfix": {"old": "running", "new": "reloaded"}}
+    assert master_pid(started) == pid
+    assert banner(started.address) == old_banner
+
+
+def test_watch_in_test_mode_predicts_a_restart(states, started):
+    edit_main_cf(started, "-e", "inet_protocols = all")
+    ret = watch(states, started, test=True)
+    assert ret.result is None
+    assert ret.changes["inet_protocols"] == {"old": "ipv4", "new": "all"}
+    assert "would be restarted: inet_protocols changed" in ret.comment
+    assert started.postconf("-h", "inet_protocols").strip() == "all"
+    assert listening(started.address)
+
+
+def test_watch_starts_a_stopped_instance(states, postfix_sandbox):
+    ret = watch(states, postfix_sandbox)
+    assert ret.result is True, ret.comment
+    assert ret.changes == {"postfix": {"old": "stopped", "new": "running"}}
+    assert postfix_sandbox.status()
+
+
+def test_salt_call_reloads_through_a_watch_requisite(masterless, postfix_sandbox):
+    """The whole path: a state run where postfix.running watches a change."""
+    config_dir = postfix_sandbox.config_dir
+    postfix_sandbox.start()
+    sls = f"""
+banner:
+  cmd.run:
+    - name: postconf -c {config_dir} -e 'smtpd_banner = $myhostname ESMTP by salt-call'
+postfix:
+  postfix.running:
+    - config_dir: {config_dir}
+    - watch:
+      - cmd: banner
+"""
+    rc, result = masterless.salt_call("state.template_str", sls)[:2]
+    assert rc == 0, result
+    postfix_ret = next(value for key, value in result.items() if key.startswith("postfix_|-"))
+    assert postfix_ret["result"] is True, postfix_ret
+    assert postfix_ret["changes"]["postfix"]["new"] == "restarted"  # no record yet: a safe restart
+    assert banner(postfix_sandbox.address) == f"{postfix_sandbox.hostname} ESMTP by salt-call"
