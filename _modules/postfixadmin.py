@@ -1,0 +1,1015 @@
+"""
+Manage a postfixadmin database on PostgreSQL: schema, domains, mailboxes,
+aliases, and the copy of a primary's users a backup MX needs.
+
+Requires psycopg 3 in Salt's Python.
+
+Connection settings come from the ``database`` argument of every function, a
+dict with ``host``, ``port``, ``dbname``, ``user``, ``password`` and
+``sslmode`` (all but ``dbname`` optional, libpq defaults apply), or else from
+``postfixadmin:database`` in the minion config or pillar:
+
+.. code-block:: yaml
+
+    postfixadmin:
+      database:
+        host: 127.0.0.1
+        port: 5432
+        dbname: postfixadmin
+        user: postfixadmin
+        password: secret
+        sslmode: prefer
+
+The tables and columns are postfixadmin's own (PostgreSQL flavour), so this
+module and postfixadmin work on the same database. Domain ``maxquota`` and
+``quota`` are in MiB like in postfixadmin; mailbox ``quota`` is in bytes.
+
+Mailbox passwords are stored as ``{SHA512-CRYPT}$6$...`` (made by
+``doveadm pw``, which both Dovecot and postfixadmin read); a value that
+already starts with ``{SCHEME}`` is stored as given. Plaintext passwords are
+never stored, logged or returned, and no function returns a password hash.
+"""
+
+import datetime
+import re
+
+import salt.utils.args
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg.rows import dict_row
+
+    HAS_PSYCOPG = True
+except ImportError:
+    HAS_PSYCOPG = False
+
+__virtualname__ = "postfixadmin"
+
+MASK = "********"
+MAX_QUOTA = 9223372036854774784
+INT_MAX = 2147483647
+BIGINT_MAX = 9223372036854775807
+PASSWORD_SCHEME = "SHA512-CRYPT"
+# Mailbox copies on a backup MX get this: crypt() never yields "*", so no
+# password matches it.
+LOCKED_PASSWORD = "{SHA512-CRYPT}*"
+# postfixadmin keeps a pseudo domain "ALL" for its superadmins.
+PSEUDO_DOMAIN = "ALL"
+
+CONNECTION_KEYS = ("host", "port", "dbname", "user", "password", "sslmode")
+
+_DOMAIN_RE = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_ATEXT = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LOCAL_PART_RE = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
+_SCHEME_RE = re.compile(r"\{[A-Z0-9.-]+\}\S+")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+_TABLES = {
+    "domain": """
+        CREATE TABLE domain (
+            domain character varying(255) NOT NULL,
+            description character varying(255) NOT NULL DEFAULT '',
+            aliases integer NOT NULL DEFAULT 0,
+            mailboxes integer NOT NULL DEFAULT 0,
+            maxquota bigint NOT NULL DEFAULT 0,
+            quota bigint NOT NULL DEFAULT 0,
+            transport character varying(255) DEFAULT NULL,
+            backupmx boolean NOT NULL DEFAULT false,
+            created timestamp with time zone DEFAULT now(),
+            modified timestamp with time zone DEFAULT now(),
+            active boolean NOT NULL DEFAULT true,
+            password_expiry integer DEFAULT 0,
+            CONSTRAINT domain_key PRIMARY KEY (domain)
+        );
+        CREATE INDEX domain_domain_active ON domain (domain, active);
+        COMMENT ON TABLE domain IS 'Postfix Admin - Virtual Domains';
+    """,
+    "alias": """
+        CREATE TABLE alias (
+            address character varying(255) NOT NULL,
+            goto text NOT NULL,
+            domain character varying(255) NOT NULL REFERENCES domain,
+            created timestamp with time zone DEFAULT now(),
+            modified timestamp with time zone DEFAULT now(),
+            active boolean NOT NULL DEFAULT true,
+            CONSTRAINT alias_key PRIMARY KEY (address)
+        );
+        CREATE INDEX alias_address_active ON alias (address, active);
+        COMMENT ON TABLE alias IS 'Postfix Admin - Virtual Aliases';
+    """,
+    "mailbox": """
+        CREATE TABLE mailbox (
+            username character varying(255) NOT NULL,
+            password character varying(255) NOT NULL DEFAULT '',
+            name character varying(255) NOT NULL DEFAULT '',
+            maildir character varying(255) NOT NULL DEFAULT '',
+            quota bigint NOT NULL DEFAULT 0,
+            domain character varying(255) REFERENCES domain (domain),
+            created timestamp with time zone DEFAULT now(),
+            modified timestamp with time zone DEFAULT now(),
+            active boolean NOT NULL DEFAULT true,
+            local_part character varying(255) NOT NULL,
+            phone character varying(30) NOT NULL DEFAULT '',
+            email_other character varying(255) NOT NULL DEFAULT '',
+            token character varying(255) NOT NULL DEFAULT '',
+            token_validity timestamp with time zone DEFAULT '2000-01-01',
+            password_expiry timestamp with time zone DEFAULT '2000-01-01',
+            CONSTRAINT mailbox_key PRIMARY KEY (username)
+        );
+        CREATE INDEX mailbox_username_active ON mailbox (username, active);
+        COMMENT ON TABLE mailbox IS 'Postfix Admin - Virtual Mailboxes';
+    """,
+    "alias_domain": """
+        CREATE TABLE alias_domain (
+            alias_domain character varying(255) NOT NULL REFERENCES domain (domain) ON DELETE CASCADE,
+            target_domain character varying(255) NOT NULL REFERENCES domain (domain) ON DELETE CASCADE,
+            created timestamp with time zone DEFAULT now(),
+            modified timestamp with time zone DEFAULT now(),
+            active boolean NOT NULL DEFAULT true,
+            PRIMARY KEY (alias_domain)
+        );
+        CREATE INDEX alias_domain_active ON alias_domain (alias_domain, active);
+        COMMENT ON TABLE alias_domain IS 'Postfix Admin - Domain Aliases';
+    """,
+}
+
+# What Postfix's lookup tables read; the lookup role gets nothing else
+# (in particular not mailbox.password).
+_LOOKUP_COLUMNS = {
+    "domain": None,
+    "alias": None,
+    "alias_domain": None,
+    "mailbox": ("username", "maildir", "quota", "local_part", "domain", "active"),
+}
+
+_DOMAIN_COLUMNS = (
+    "domain", "description", "aliases", "mailboxes", "maxquota", "quota", "transport", "backupmx", "active",
+    "created", "modified",
+)
+_MAILBOX_COLUMNS = ("username", "name", "maildir", "quota", "local_part", "domain", "active", "created", "modified")
+_ALIAS_COLUMNS = ("address", "goto", "domain", "active", "created", "modified")
+
+
+def __virtual__():
+    if not HAS_PSYCOPG:
+        return (False, "psycopg 3 is not installed: install 'psycopg[binary]' into Salt's Python (salt-pip)")
+    return __virtualname__
+
+
+# --- validation -------------------------------------------------------------
+
+
+def _text(field, value, max_length=255):
+    if not isinstance(value, str) or len(value) > max_length or _CONTROL_RE.search(value):
+        raise SaltInvocationError(
+            f"{field} must be text of at most {max_length} characters without control characters: {value!r}"
+        )
+    return value
+
+
+def _optional_text(field, value):
+    return None if value is None else _text(field, value)
+
+
+def _flag(field, value):
+    if not isinstance(value, bool):
+        raise SaltInvocationError(f"{field} must be true or false: {value!r}")
+    return value
+
+
+def _integer(field, value, low, high):
+    if type(value) is not int or not low <= value <= high:
+        raise SaltInvocationError(f"{field} must be an integer from {low} to {high}: {value!r}")
+    return value
+
+
+def _domain_name(value):
+    if not isinstance(value, str) or len(value) > 253 or not _DOMAIN_RE.fullmatch(value.lower()):
+        raise SaltInvocationError(f"invalid domain name: {value!r}")
+    return value.lower()
+
+
+def _address(value, catch_all=False):
+    """user@domain (or @domain with catch_all), lower-cased; returns (address, local_part, domain)."""
+    if not isinstance(value, str) or len(value) > 254 or value.count("@") != 1:
+        raise SaltInvocationError(f"invalid address: {value!r}")
+    local_part, domain = value.lower().split("@")
+    valid_local = (catch_all and local_part == "") or (len(local_part) <= 64 and _LOCAL_PART_RE.fullmatch(local_part))
+    if not valid_local:
+        raise SaltInvocationError(f"invalid address: {value!r}")
+    domain = _domain_name(domain)
+    return f"{local_part}@{domain}", local_part, domain
+
+
+def _goto(value):
+    """A list of addresses (or one comma-separated string) -> list, lower-cased, without repeats."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise SaltInvocationError(f"goto must be a non-empty list of addresses: {value!r}")
+    addresses = [_address(item.strip() if isinstance(item, str) else item)[0] for item in items]
+    return list(dict.fromkeys(addresses))
+
+
+def _password(value):
+    if not isinstance(value, str) or not value or _CONTROL_RE.search(value):
+        raise SaltInvocationError("password must be non-empty text without control characters")
+    return value
+
+
+_DOMAIN_FIELDS = {
+    "description": _text,
+    "aliases": lambda field, value: _integer(field, value, -1, INT_MAX),
+    "mailboxes": lambda field, value: _integer(field, value, -1, INT_MAX),
+    "maxquota": lambda field, value: _integer(field, value, -1, BIGINT_MAX),
+    "quota": lambda field, value: _integer(field, value, -1, BIGINT_MAX),
+    "transport": _optional_text,
+    "backupmx": _flag,
+    "active": _flag,
+}
+_MAILBOX_FIELDS = {
+    "name": _text,
+    "quota": lambda field, value: _integer(field, value, 0, MAX_QUOTA),
+    "active": _flag,
+}
+_ALIAS_FIELDS = {
+    "goto": lambda field, value: _goto(value),
+    "active": _flag,
+}
+_FIELDS = {"domain": _DOMAIN_FIELDS, "mailbox": _MAILBOX_FIELDS, "alias": _ALIAS_FIELDS}
+
+
+def _checked(kind, fields):
+    checkers = _FIELDS[kind]
+    unknown = sorted(set(fields) - set(checkers))
+    if unknown:
+        raise SaltInvocationError(f"unknown {kind} field(s) {', '.join(unknown)}; known: {', '.join(checkers)}")
+    return {field: checkers[field](field, value) for field, value in fields.items()}
+
+
+def validate(kind, **fields):
+    """
+    Check and normalise the fields of a ``domain``, ``mailbox`` or ``alias``
+    the way the add/update functions do; return them normalised (addresses
+    lower-cased, goto as a list without repeats). Raises SaltInvocationError
+    naming the bad field and value.
+
+    Domain fields: description, aliases, mailboxes, maxquota, quota,
+    transport, backupmx, active. Mailbox fields: name, quota, active (the
+    password is not a field). Alias fields: goto, active.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.validate mailbox quota=1073741824 active=True
+    """
+    if kind not in _FIELDS:
+        raise SaltInvocationError(f"kind must be one of {', '.join(_FIELDS)}: {kind!r}")
+    return _checked(kind, salt.utils.args.clean_kwargs(**fields))
+
+
+# --- connection -------------------------------------------------------------
+
+
+def _settings(database):
+    settings = database if database is not None else __salt__["config.get"]("postfixadmin:database")
+    if not isinstance(settings, dict) or not settings.get("dbname"):
+        raise SaltInvocationError(
+            "no database: pass database={...} or set postfixadmin:database (with at least dbname)"
+        )
+    unknown = sorted(set(settings) - set(CONNECTION_KEYS))
+    if unknown:
+        known = ", ".join(CONNECTION_KEYS)
+        raise SaltInvocationError(f"unknown database setting(s) {', '.join(unknown)}; known: {known}")
+    return {key: value for key, value in settings.items() if value is not None}
+
+
+def _describe(settings):
+    return f"{settings.get('user', '')}@{settings.get('host', '')}:{settings.get('port', '')}/{settings['dbname']}"
+
+
+def _masked(message, settings):
+    password = settings.get("password")
+    return message.replace(str(password), MASK) if password else message
+
+
+class _Transaction:
+    """One connection, one transaction: committed on success, rolled back on any error."""
+
+    def __init__(self, database, read_only=False):
+        self.settings = _settings(database)
+        self.read_only = read_only
+        self.conn = None
+
+    def __enter__(self):
+        try:
+            self.conn = psycopg.connect(**self.settings, connect_timeout=10, row_factory=dict_row)
+        except psycopg.Error as exc:
+            message = _masked(str(exc), self.settings)
+            raise CommandExecutionError(
+                f"cannot connect to postfixadmin database {_describe(self.settings)}: {message}"
+            ) from None
+        self.conn.read_only = self.read_only
+        return self.conn
+
+    def __exit__(self, exc_type, exc, traceback):
+        conn, self.conn = self.conn, None
+        try:
+            conn.__exit__(exc_type, exc, traceback)
+        except psycopg.Error as commit_error:
+            exc = commit_error
+        if isinstance(exc, psycopg.Error):
+            raise CommandExecutionError(
+                f"postfixadmin database {_describe(self.settings)}: {_masked(str(exc).strip(), self.settings)}"
+            ) from None
+        return False
+
+
+# --- rows -------------------------------------------------------------------
+
+
+def _plain(row):
+    """Rows as Salt can serialise them: timestamps as ISO strings."""
+    return {key: value.isoformat() if isinstance(value, datetime.datetime) else value for key, value in row.items()}
+
+
+def _select(conn, table, columns, where=None, params=()):
+    query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table))
+    if where:
+        query = sql.SQL("{} WHERE {}").format(query, sql.SQL(where))
+    return [_plain(row) for row in conn.execute(query, params).fetchall()]
+
+
+def _select_one(conn, table, columns, key, value):
+    rows = _select(conn, table, columns, f"{key} = %s", (value,))
+    return rows[0] if rows else None
+
+
+def _insert(conn, table, row):
+    conn.execute(
+        sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            sql.Identifier(table),
+            sql.SQL(", ").join(map(sql.Identifier, row)),
+            sql.SQL(", ").join(sql.Placeholder() * len(row)),
+        ),
+        tuple(row.values()),
+    )
+
+
+def _update(conn, table, key, value, changes):
+    assignments = [sql.SQL("{} = %s").format(sql.Identifier(column)) for column in changes]
+    conn.execute(
+        sql.SQL("UPDATE {} SET {}, modified = now() WHERE {} = %s").format(
+            sql.Identifier(table), sql.SQL(", ").join(assignments), sql.Identifier(key)
+        ),
+        (*changes.values(), value),
+    )
+
+
+def _delete(conn, table, key, value):
+    query = sql.SQL("DELETE FROM {} WHERE {} = %s").format(sql.Identifier(table), sql.Identifier(key))
+    return conn.execute(query, (value,)).rowcount
+
+
+def _differences(current, desired):
+    return {
+        field: {"old": current[field], "new": value}
+        for field, value in desired.items()
+        if current[field] != value
+    }
+
+
+def _require(row, what, name):
+    if row is None:
+        raise CommandExecutionError(f"{what} {name} does not exist")
+    return row
+
+
+def _refuse_existing(row, what, name):
+    if row is not None:
+        raise CommandExecutionError(f"{what} {name} already exists")
+
+
+# --- schema -----------------------------------------------------------------
+
+
+def _role_exists(conn, role):
+    return conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is not None
+
+
+def _missing_tables(conn):
+    query = "SELECT to_regclass(%s::text) AS oid"
+    return [table for table in _TABLES if conn.execute(query, (table,)).fetchone()["oid"] is None]
+
+
+def _missing_grants(conn, role, missing_tables):
+    """(table, columns or None) the role cannot read yet."""
+    missing = []
+    for table, columns in _LOOKUP_COLUMNS.items():
+        if table in missing_tables:
+            missing.append((table, columns))
+        elif columns is None:
+            query = "SELECT has_table_privilege(%s::text, %s::text, 'SELECT') AS ok"
+            if not conn.execute(query, (role, table)).fetchone()["ok"]:
+                missing.append((table, None))
+        else:
+            query = "SELECT has_column_privilege(%s::text, %s::text, %s::text, 'SELECT') AS ok"
+            lacking = tuple(c for c in columns if not conn.execute(query, (role, table, c)).fetchone()["ok"])
+            if lacking:
+                missing.append((table, lacking))
+    return missing
+
+
+def _grant_text(table, columns, role):
+    on = f"({', '.join(columns)}) ON {table}" if columns else f"ON {table}"
+    return f"SELECT {on} TO {role}"
+
+
+def _grant(conn, table, columns, role):
+    on = sql.Identifier(table)
+    if columns:
+        on = sql.SQL("({}) ON {}").format(sql.SQL(", ").join(map(sql.Identifier, columns)), on)
+    else:
+        on = sql.SQL("ON {}").format(on)
+    conn.execute(sql.SQL("GRANT SELECT {} TO {}").format(on, sql.Identifier(role)))
+
+
+def _schema_plan(conn, lookup_user):
+    if lookup_user is not None and not _role_exists(conn, _text("lookup_user", lookup_user, 63)):
+        raise SaltInvocationError(f"lookup role {lookup_user!r} does not exist")
+    tables = _missing_tables(conn)
+    grants = _missing_grants(conn, lookup_user, tables) if lookup_user else []
+    return tables, grants
+
+
+def _schema_report(tables, grants, lookup_user):
+    return {"created": tables, "granted": [_grant_text(table, columns, lookup_user) for table, columns in grants]}
+
+
+def schema_pending(lookup_user=None, database=None):
+    """
+    What :py:func:`schema_init` would do, without doing it: the tables it
+    would create and the grants it would give ``lookup_user``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.schema_pending lookup_user=postfix
+    """
+    with _Transaction(database, read_only=True) as conn:
+        return _schema_report(*_schema_plan(conn, lookup_user), lookup_user)
+
+
+def schema_init(lookup_user=None, database=None):
+    """
+    Create the postfixadmin tables this module uses (domain, mailbox, alias,
+    alias_domain) where they are missing, with postfixadmin's own PostgreSQL
+    columns, and let ``lookup_user`` (the role Postfix's lookup tables log in
+    as; it must exist) read what the lookup tables need - mailbox passwords
+    excluded. Existing tables are left as they are. Returns what it did:
+    ``{"created": [tables], "granted": [grants]}``, both empty when there was
+    nothing to do.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.schema_init lookup_user=postfix
+    """
+    with _Transaction(database) as conn:
+        tables, grants = _schema_plan(conn, lookup_user)
+        for table in tables:
+            conn.execute(_TABLES[table])
+        for table, columns in grants:
+            _grant(conn, table, columns, lookup_user)
+        return _schema_report(tables, grants, lookup_user)
+
+
+# --- domains ----------------------------------------------------------------
+
+
+def domain_list(database=None):
+    """
+    All domains (postfixadmin's pseudo domain ``ALL`` left out), each a dict of
+    domain, description, aliases, mailboxes, maxquota, quota, transport,
+    backupmx, active, created, modified.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.domain_list
+    """
+    with _Transaction(database, read_only=True) as conn:
+        return _select(conn, "domain", _DOMAIN_COLUMNS, "domain <> %s ORDER BY domain", (PSEUDO_DOMAIN,))
+
+
+def domain_get(domain, database=None):
+    """
+    One domain as a dict (see :py:func:`domain_list`), or None if absent.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.domain_get example.com
+    """
+    domain = _domain_name(domain)
+    with _Transaction(database, read_only=True) as conn:
+        return _select_one(conn, "domain", _DOMAIN_COLUMNS, "domain", domain)
+
+
+def domain_add(
+    domain,
+    description="",
+    aliases=0,
+    mailboxes=0,
+    maxquota=0,
+    quota=0,
+    transport=None,
+    backupmx=False,
+    active=True,
+    database=None,
+):
+    """
+    Add a domain; returns it. ``aliases``/``mailboxes`` are postfixadmin's
+    limits (0 unlimited, -1 disabled); ``maxquota`` (per mailbox) and
+    ``quota`` (whole domain) are in MiB, 0 unlimited. ``backupmx`` True makes
+    this host a backup MX for the domain (relay_domains). Fails if it exists.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.domain_add example.com description="Example" backupmx=True
+    """
+    domain = _domain_name(domain)
+    fields = _checked("domain", {
+        "description": description, "aliases": aliases, "mailboxes": mailboxes, "maxquota": maxquota,
+        "quota": quota, "transport": transport, "backupmx": backupmx, "active": active,
+    })
+    with _Transaction(database) as conn:
+        _refuse_existing(_select_one(conn, "domain", ("domain",), "domain", domain), "domain", domain)
+        _insert(conn, "domain", {"domain": domain, **fields})
+        return _select_one(conn, "domain", _DOMAIN_COLUMNS, "domain", domain)
+
+
+def domain_update(domain, database=None, **fields):
+    """
+    Change fields of a domain (description, aliases, mailboxes, maxquota,
+    quota, transport, backupmx, active; see :py:func:`domain_add`). Returns
+    ``{field: {"old": ..., "new": ...}}`` for what changed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.domain_update example.com active=False
+    """
+    domain = _domain_name(domain)
+    fields = validate("domain", **fields)
+    with _Transaction(database) as conn:
+        current = _require(_select_one(conn, "domain", _DOMAIN_COLUMNS, "domain", domain), "domain", domain)
+        changes = _differences(current, fields)
+        if changes:
+            _update(conn, "domain", "domain", domain, {field: change["new"] for field, change in changes.items()})
+        return changes
+
+
+def _delete_domain_rows(conn, domain):
+    for table in ("alias", "mailbox", "alias_domain"):
+        _delete(conn, table, "domain" if table != "alias_domain" else "target_domain", domain)
+    return _delete(conn, "domain", "domain", domain) > 0
+
+
+def domain_delete(domain, database=None):
+    """
+    Delete a domain with its mailboxes, aliases and alias domains (the
+    mailboxes' mail on disk is left alone). Returns True if it existed.
+    If other postfixadmin tables (domain_admins, vacation, ...) still refer
+    to the domain, PostgreSQL refuses and nothing is deleted.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.domain_delete example.com
+    """
+    domain = _domain_name(domain)
+    with _Transaction(database) as conn:
+        return _delete_domain_rows(conn, domain)
+
+
+# --- passwords --------------------------------------------------------------
+
+
+def _doveadm_pw(argv, stdin):
+    result = __salt__["cmd.run_all"](
+        ["doveadm", "pw", *argv],
+        python_shell=False,
+        stdin=stdin,
+        stdin_raw_newlines=True,
+        output_loglevel="quiet",
+        ignore_retcode=True,
+    )
+    return result["retcode"], result["stdout"].strip(), result["stderr"].strip()
+
+
+def _hash_password(password):
+    """A {SCHEME}... value as is; plaintext hashed by doveadm (fed on stdin, never on argv)."""
+    password = _password(password)
+    if _SCHEME_RE.fullmatch(password):
+        return password
+    # doveadm asks twice (new password, retype): both lines come from stdin.
+    retcode, stdout, stderr = _doveadm_pw(["-s", PASSWORD_SCHEME], f"{password}\n{password}\n")
+    if retcode != 0 or not stdout.startswith(f"{{{PASSWORD_SCHEME}}}$6$"):
+        raise CommandExecutionError(f"doveadm pw could not hash the password: {stderr or stdout}")
+    return stdout
+
+
+def _password_matches(password, stored):
+    if _SCHEME_RE.fullmatch(password):
+        return password == stored
+    retcode, _, _ = _doveadm_pw(["-t", stored], f"{password}\n")
+    return retcode == 0
+
+
+# --- mailboxes --------------------------------------------------------------
+
+
+def mailbox_list(domain=None, database=None):
+    """
+    Mailboxes (of one domain, or all), each a dict of username, name,
+    maildir, quota (bytes), local_part, domain, active, created, modified.
+    Passwords are never returned.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.mailbox_list example.com
+    """
+    with _Transaction(database, read_only=True) as conn:
+        if domain is None:
+            return _select(conn, "mailbox", _MAILBOX_COLUMNS, "true ORDER BY username")
+        return _select(conn, "mailbox", _MAILBOX_COLUMNS, "domain = %s ORDER BY username", (_domain_name(domain),))
+
+
+def mailbox_get(address, database=None):
+    """
+    One mailbox as a dict (see :py:func:`mailbox_list`), or None if absent.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.mailbox_get user@example.com
+    """
+    address = _address(address)[0]
+    with _Transaction(database, read_only=True) as conn:
+        return _select_one(conn, "mailbox", _MAILBOX_COLUMNS, "username", address)
+
+
+def mailbox_add(address, password, name="", quota=0, active=True, database=None):
+    """
+    Add a mailbox to an existing domain, with maildir ``domain/local_part/``
+    and, like postfixadmin, its self-alias (address -> address). ``password``
+    is plaintext (stored hashed as SHA512-CRYPT) or an already hashed
+    ``{SCHEME}...`` value (stored as is). ``quota`` in bytes, 0 unlimited, at
+    most 9223372036854774784. Returns the mailbox (without password).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.mailbox_add user@example.com password='{SHA512-CRYPT}$6$...' quota=1073741824
+    """
+    address, local_part, domain = _address(address)
+    if "/" in local_part:
+        raise SaltInvocationError(f"a mailbox address cannot contain '/' (it names the maildir): {address!r}")
+    fields = _checked("mailbox", {"name": name, "quota": quota, "active": active})
+    hashed = _hash_password(password)
+    with _Transaction(database) as conn:
+        _require(_select_one(conn, "domain", ("domain",), "domain", domain), "domain", domain)
+        _refuse_existing(_select_one(conn, "mailbox", ("username",), "username", address), "mailbox", address)
+        _refuse_existing(_select_one(conn, "alias", ("address",), "address", address), "alias", address)
+        _insert(conn, "mailbox", {
+            "username": address, "password": hashed, "maildir": f"{domain}/{local_part}/",
+            "local_part": local_part, "domain": domain, **fields,
+        })
+        _insert(conn, "alias", {"address": address, "goto": address, "domain": domain, "active": fields["active"]})
+        return _select_one(conn, "mailbox", _MAILBOX_COLUMNS, "username", address)
+
+
+def mailbox_update(address, database=None, **fields):
+    """
+    Change a mailbox: ``password`` (plaintext or ``{SCHEME}...``), ``name``,
+    ``quota`` (bytes), ``active`` (also (de)activates its self-alias).
+    Returns ``{field: {"old": ..., "new": ...}}``; a new password shows as
+    ``********``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.mailbox_update user@example.com quota=2147483648 active=True
+    """
+    address = _address(address)[0]
+    fields = salt.utils.args.clean_kwargs(**fields)
+    password = fields.pop("password", None)
+    fields = _checked("mailbox", fields)
+    hashed = None if password is None else _hash_password(password)
+    with _Transaction(database) as conn:
+        current = _require(_select_one(conn, "mailbox", _MAILBOX_COLUMNS, "username", address), "mailbox", address)
+        changes = _differences(current, fields)
+        values = {field: change["new"] for field, change in changes.items()}
+        if hashed is not None:
+            values["password"] = hashed
+            changes["password"] = {"old": MASK, "new": MASK}
+        if values:
+            _update(conn, "mailbox", "username", address, values)
+        if "active" in changes:
+            _update(conn, "alias", "address", address, {"active": fields["active"]})
+        return changes
+
+
+def mailbox_check_password(address, password, database=None):
+    """
+    True if ``password`` is the mailbox's password: plaintext is verified
+    against the stored hash with ``doveadm pw -t``; a ``{SCHEME}...`` value
+    must equal the stored hash. False if the mailbox does not exist.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.mailbox_check_password user@example.com password='{SHA512-CRYPT}$6$...'
+    """
+    address = _address(address)[0]
+    password = _password(password)
+    with _Transaction(database, read_only=True) as conn:
+        row = _select_one(conn, "mailbox", ("password",), "username", address)
+    return row is not None and _password_matches(password, row["password"])
+
+
+def mailbox_delete(address, database=None):
+    """
+    Delete a mailbox and, like postfixadmin, the alias of the same address.
+    Its mail on disk is left alone. Returns True if it existed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.mailbox_delete user@example.com
+    """
+    address = _address(address)[0]
+    with _Transaction(database) as conn:
+        existed = _delete(conn, "mailbox", "username", address) > 0
+        if existed:
+            _delete(conn, "alias", "address", address)
+        return existed
+
+
+# --- aliases ----------------------------------------------------------------
+
+
+def _alias_row(row):
+    return None if row is None else {**row, "goto": row["goto"].split(",")}
+
+
+def alias_list(domain=None, database=None):
+    """
+    Aliases (of one domain, or all), each a dict of address, goto (a list),
+    domain, active, created, modified. Mailboxes' self-aliases are included.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.alias_list example.com
+    """
+    with _Transaction(database, read_only=True) as conn:
+        if domain is None:
+            rows = _select(conn, "alias", _ALIAS_COLUMNS, "true ORDER BY address")
+        else:
+            rows = _select(conn, "alias", _ALIAS_COLUMNS, "domain = %s ORDER BY address", (_domain_name(domain),))
+    return [_alias_row(row) for row in rows]
+
+
+def alias_get(address, database=None):
+    """
+    One alias as a dict (see :py:func:`alias_list`), or None if absent.
+    ``@example.com`` is the domain's catch-all.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.alias_get info@example.com
+    """
+    address = _address(address, catch_all=True)[0]
+    with _Transaction(database, read_only=True) as conn:
+        return _alias_row(_select_one(conn, "alias", _ALIAS_COLUMNS, "address", address))
+
+
+def alias_add(address, goto, active=True, database=None):
+    """
+    Add an alias of an existing domain: ``address`` is ``user@domain`` or
+    ``@domain`` (catch-all); ``goto`` a list of addresses (or one
+    comma-separated string), stored comma-separated. Returns the alias.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.alias_add info@example.com goto='[alice@example.com, bob@example.org]'
+    """
+    address, _, domain = _address(address, catch_all=True)
+    fields = _checked("alias", {"goto": goto, "active": active})
+    with _Transaction(database) as conn:
+        _require(_select_one(conn, "domain", ("domain",), "domain", domain), "domain", domain)
+        _refuse_existing(_select_one(conn, "alias", ("address",), "address", address), "alias", address)
+        _insert(conn, "alias", {"address": address, "goto": ",".join(fields["goto"]), "domain": domain,
+                                "active": fields["active"]})
+        return _alias_row(_select_one(conn, "alias", _ALIAS_COLUMNS, "address", address))
+
+
+def alias_update(address, database=None, **fields):
+    """
+    Change an alias: ``goto`` (list of addresses) and/or ``active``. Returns
+    ``{field: {"old": ..., "new": ...}}``; goto compares as a set of addresses.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.alias_update info@example.com goto='[carol@example.com]'
+    """
+    address = _address(address, catch_all=True)[0]
+    fields = validate("alias", **fields)
+    with _Transaction(database) as conn:
+        current = _require(_alias_row(_select_one(conn, "alias", _ALIAS_COLUMNS, "address", address)), "alias", address)
+        changes = {
+            field: {"old": current[field], "new": value}
+            for field, value in fields.items()
+            if (set(current[field]) != set(value) if field == "goto" else current[field] != value)
+        }
+        if changes:
+            values = {field: change["new"] for field, change in changes.items()}
+            if "goto" in values:
+                values["goto"] = ",".join(values["goto"])
+            _update(conn, "alias", "address", address, values)
+        return changes
+
+
+def alias_delete(address, database=None):
+    """
+    Delete an alias. A mailbox's self-alias is refused: delete the mailbox.
+    Returns True if it existed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.alias_delete info@example.com
+    """
+    address = _address(address, catch_all=True)[0]
+    with _Transaction(database) as conn:
+        if _select_one(conn, "mailbox", ("username",), "username", address) is not None:
+            raise CommandExecutionError(f"{address} is a mailbox: delete the mailbox instead")
+        return _delete(conn, "alias", "address", address) > 0
+
+
+# --- backup MX --------------------------------------------------------------
+
+# What a backup MX copies besides domains: table -> (plural, key column, copied columns).
+_SYNCED = {
+    "alias": ("aliases", "address", ("goto", "domain")),
+    "mailbox": ("mailboxes", "username", ("name", "maildir", "quota", "local_part", "domain")),
+}
+
+
+def _synced_rows(conn, where, domains, extra_columns=()):
+    rows = {}
+    for table, (_, key, columns) in _SYNCED.items():
+        selected = _select(conn, table, (key, *columns, *extra_columns), where, (domains,))
+        rows[table] = {row.pop(key): row for row in selected}
+    return rows
+
+
+def _primary_data(conn):
+    where = "active AND NOT backupmx AND domain <> %s"
+    domains = {
+        row.pop("domain"): row
+        for row in _select(conn, "domain", ("domain", "description"), where, (PSEUDO_DOMAIN,))
+    }
+    return domains, _synced_rows(conn, "active AND domain = ANY(%s::text[])", list(domains))
+
+
+def _backup_data(conn):
+    columns = ("domain", "description", "backupmx", "active")
+    domains = {row.pop("domain"): row for row in _select(conn, "domain", columns, "domain <> %s", (PSEUDO_DOMAIN,))}
+    local = {name for name, row in domains.items() if not row.pop("backupmx")}
+    backup = {name: row for name, row in domains.items() if name not in local}
+    return local, backup, _synced_rows(conn, "domain = ANY(%s::text[])", list(backup), ("active",))
+
+
+def _plan(wanted, present):
+    """Rows wanted (always active) vs rows present -> added, updated, removed keys."""
+    return {
+        "added": sorted(set(wanted) - set(present)),
+        "updated": sorted(key for key in set(wanted) & set(present) if present[key] != {**wanted[key], "active": True}),
+        "removed": sorted(set(present) - set(wanted)),
+    }
+
+
+def _apply(conn, table, key, plan, wanted, extra=None):
+    for name in plan["removed"]:
+        _delete(conn, table, key, name)
+    for name in plan["updated"]:
+        _update(conn, table, key, name, {**wanted[name], "active": True})
+    for name in plan["added"]:
+        _insert(conn, table, {key: name, **wanted[name], **(extra or {}), "active": True})
+
+
+def _sync(conn, wanted_domains, wanted_rows):
+    local, present_domains, present_rows = _backup_data(conn)
+    conflicts = sorted(local & set(wanted_domains))
+    if conflicts:
+        raise CommandExecutionError(
+            f"domain(s) {', '.join(conflicts)} are local domains (backupmx false) on the target"
+        )
+    changes = {"domains": _plan(wanted_domains, present_domains)}
+    for table, (plural, _, _) in _SYNCED.items():
+        changes[plural] = _plan(wanted_rows[table], present_rows[table])
+    domains_gone = changes["domains"]["removed"]
+    changes["domains"]["removed"] = []
+    _apply(conn, "domain", "domain", changes["domains"], wanted_domains, {"backupmx": True})
+    _apply(conn, "alias", "address", changes["aliases"], wanted_rows["alias"])
+    _apply(conn, "mailbox", "username", changes["mailboxes"], wanted_rows["mailbox"], {"password": LOCKED_PASSWORD})
+    for name in domains_gone:
+        _delete_domain_rows(conn, name)
+    changes["domains"]["removed"] = domains_gone
+    return changes
+
+
+def sync_backup(source, target=None, dry_run=False):
+    """
+    Make a backup MX's database (``target``; None: this minion's
+    ``postfixadmin:database``) know the primary's (``source``) users: every
+    active primary domain is on the target with backupmx true and active,
+    with the primary's active aliases and mailboxes (mailbox copies get a
+    password nothing matches: the backup authenticates no one). Backup
+    domains, aliases and mailboxes the primary no longer has (or no longer
+    has active) are deleted from the target; the target's own local domains
+    (backupmx false) are never touched, and a primary domain that is local on
+    the target is refused. All in one transaction on the target; a second
+    run changes nothing. ``dry_run`` True computes the same answer and rolls
+    back. Returns ``{"domains"|"aliases"|"mailboxes": {"added": [...],
+    "updated": [...], "removed": [...]}}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt backup-mx postfixadmin.sync_backup \\
+            source='{host: db1.example.com, dbname: postfixadmin, user: sync, password: secret}'
+    """
+    with _Transaction(source, read_only=True) as conn:
+        wanted_domains, wanted_rows = _primary_data(conn)
+    with _Transaction(target) as conn:
+        changes = _sync(conn, wanted_domains, wanted_rows)
+        if dry_run:
+            conn.rollback()
+        return changes
+
+
+# --- lookup tables ----------------------------------------------------------
+
+
+def lookup(table, key, config_dir=None):
+    """
+    Look ``key`` up in a pgsql_table(5) file with ``postmap -q`` and return
+    the result, or None if not found. Any warning or error from Postfix
+    (connection, query, file) raises CommandExecutionError with Postfix's
+    message. ``config_dir`` is Postfix's configuration directory (None:
+    Postfix's default).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.lookup /etc/postfix/pgsql/relay_domains.cf example.com
+    """
+    config = ["-c", str(config_dir)] if config_dir else []
+    result = __salt__["cmd.run_all"](
+        ["postmap", *config, "-q", key, f"pgsql:{table}"], python_shell=False, ignore_retcode=True
+    )
+    problem = result["stderr"].strip()
+    if problem or result["retcode"] not in (0, 1):
+        raise CommandExecutionError(problem or f"postmap -q failed with exit status {result['retcode']}")
+    return result["stdout"].strip() if result["retcode"] == 0 else None

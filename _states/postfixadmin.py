@@ -1,0 +1,433 @@
+"""
+States for a postfixadmin database (PostgreSQL) and Postfix's pgsql lookup
+tables on it. See the ``postfixadmin`` execution module for the connection
+settings (``database``) and the fields.
+
+.. code-block:: yaml
+
+    postfixadmin-schema:
+      postfixadmin.schema:
+        - lookup_user: postfix
+
+    example.com:
+      postfixadmin.domain:
+        - description: Example
+        - backupmx: false
+
+    alice@example.com:
+      postfixadmin.mailbox:
+        - password: '{SHA512-CRYPT}$6$...'
+        - quota: 1073741824
+
+    /etc/postfix/pgsql/relay_domains.cf:
+      postfixadmin.lookup_table:
+        - query: SELECT domain FROM domain WHERE domain = '%s' AND backupmx = true AND active = true
+        - database: {host: 127.0.0.1, dbname: postfixadmin, user: postfix, password: secret}
+
+Passwords (mailbox and database) appear in no return value, comment or log
+line: they show as ``********``.
+"""
+
+import grp
+import os
+import pwd
+
+import salt.utils.args
+import salt.utils.files
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+MASK = "********"
+ENSURE = ("present", "absent")
+LOOKUP_KEYS = ("hosts", "user", "password", "dbname", "query")
+DEFAULT_PROBE = "probe@probe.invalid"
+HEADER = "# Managed by Salt (postfixadmin.lookup_table). Do not edit.\n"
+
+__virtualname__ = "postfixadmin"
+
+
+def __virtual__():
+    if "postfixadmin.domain_get" in __salt__:
+        return __virtualname__
+    return (False, "the postfixadmin execution module is not available (psycopg 3 missing?)")
+
+
+def _ret(name):
+    return {"name": name, "result": True, "changes": {}, "comment": ""}
+
+
+def _failed(ret, message):
+    ret.update(result=False, changes={}, comment=message)
+    return ret
+
+
+def _check_ensure(ensure):
+    if ensure not in ENSURE:
+        raise SaltInvocationError(f"ensure must be present or absent: {ensure!r}")
+
+
+def _predicted(ret, changes, what):
+    ret.update(result=None, changes=changes, comment=f"{what} would be changed")
+    return ret
+
+
+def _added_changes(fields):
+    return {field: {"old": None, "new": value} for field, value in fields.items()}
+
+
+def _absent(ret, kind, name, current, database):
+    if current is None:
+        ret["comment"] = f"{kind} {name} is already absent"
+        return ret
+    changes = {name: {"old": "present", "new": None}}
+    if __opts__["test"]:
+        return _predicted(ret, changes, f"{kind} {name}")
+    __salt__[f"postfixadmin.{kind}_delete"](name, database=database)
+    if __salt__[f"postfixadmin.{kind}_get"](name, database=database) is not None:
+        raise CommandExecutionError(f"{kind} {name} still exists after deleting it")
+    ret.update(changes=changes, comment=f"{kind} {name} deleted")
+    return ret
+
+
+def _present(ret, kind, name, current, apply_present, changes_present):
+    """The shared flow: diff -> nothing to do / test prediction / apply (which verifies)."""
+    changes = changes_present()
+    if not changes:
+        ret["comment"] = f"{kind} {name} is in the desired state"
+        return ret
+    if __opts__["test"]:
+        return _predicted(ret, changes, f"{kind} {name}")
+    apply_present()
+    ret.update(changes=changes, comment=f"{kind} {name} {'created' if current is None else 'updated'}")
+    return ret
+
+
+def _run(ret, flow):
+    """Run a state flow; module errors become a failed state with the module's message."""
+    try:
+        return flow()
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        return _failed(ret, str(exc))
+
+
+def domain(name, ensure="present", database=None, **fields):
+    """
+    A postfixadmin domain, present with the given fields (description,
+    aliases, mailboxes, maxquota, quota, transport, backupmx, active) or
+    absent (with its mailboxes and aliases). Fields not given are left as
+    they are (or get postfixadmin's defaults when the domain is created).
+    """
+    ret = _ret(name)
+
+    def flow():
+        _check_ensure(ensure)
+        desired = __salt__["postfixadmin.validate"]("domain", **fields)
+        current = __salt__["postfixadmin.domain_get"](name, database=database)
+
+        def changes():
+            if current is None:
+                return _added_changes({"domain": name, **desired})
+            return {f: {"old": current[f], "new": v} for f, v in desired.items() if current[f] != v}
+
+        def apply():
+            if current is None:
+                __salt__["postfixadmin.domain_add"](name, database=database, **desired)
+            else:
+                __salt__["postfixadmin.domain_update"](name, database=database, **desired)
+            after = __salt__["postfixadmin.domain_get"](name, database=database)
+            if after is None or any(after[f] != v for f, v in desired.items()):
+                raise CommandExecutionError(f"domain {name} does not hold the requested fields after the change")
+
+        if ensure == "absent":
+            return _absent(ret, "domain", name, current, database)
+        return _present(ret, "domain", name, current, apply, changes)
+
+    return _run(ret, flow)
+
+
+def mailbox(name, ensure="present", password=None, database=None, **fields):
+    """
+    A mailbox (``name`` is its address), present with the given fields (name,
+    quota in bytes, active) or absent. ``password`` (plaintext or
+    ``{SCHEME}...``) is required to create it; for an existing mailbox it is
+    changed only if it does not match the stored one. It never appears in the
+    output: a password change shows as ``********``.
+    """
+    ret = _ret(name)
+
+    def flow():
+        _check_ensure(ensure)
+        desired = __salt__["postfixadmin.validate"]("mailbox", **fields)
+        current = __salt__["postfixadmin.mailbox_get"](name, database=database)
+        if ensure == "present" and current is None and password is None:
+            raise SaltInvocationError(f"a password is required to create mailbox {name}")
+
+        def password_differs():
+            return password is not None and not __salt__["postfixadmin.mailbox_check_password"](
+                name, password, database=database
+            )
+
+        def changes():
+            if current is None:
+                return _added_changes({"username": name, "password": MASK, **desired})
+            found = {f: {"old": current[f], "new": v} for f, v in desired.items() if current[f] != v}
+            if password_differs():
+                found["password"] = {"old": MASK, "new": MASK}
+            return found
+
+        def apply():
+            if current is None:
+                __salt__["postfixadmin.mailbox_add"](name, password, database=database, **desired)
+            else:
+                update = {**desired, **({"password": password} if password_differs() else {})}
+                __salt__["postfixadmin.mailbox_update"](name, database=database, **update)
+            after = __salt__["postfixadmin.mailbox_get"](name, database=database)
+            if after is None or any(after[f] != v for f, v in desired.items()) or password_differs():
+                raise CommandExecutionError(f"mailbox {name} does not hold the requested fields after the change")
+
+        if ensure == "absent":
+            return _absent(ret, "mailbox", name, current, database)
+        return _present(ret, "mailbox", name, current, apply, changes)
+
+    return _run(ret, flow)
+
+
+def alias(name, goto=None, ensure="present", database=None, **fields):
+    """
+    An alias (``name`` is ``user@domain`` or ``@domain`` for a catch-all),
+    present forwarding to ``goto`` (a list of addresses; order does not
+    matter) with the given ``active``, or absent.
+    """
+    ret = _ret(name)
+
+    def flow():
+        _check_ensure(ensure)
+        if ensure == "present" and goto is None:
+            raise SaltInvocationError(f"goto is required for alias {name}")
+        wanted = fields if goto is None else {**fields, "goto": goto}
+        desired = __salt__["postfixadmin.validate"]("alias", **wanted)
+        current = __salt__["postfixadmin.alias_get"](name, database=database)
+
+        def same(field, old, new):
+            return set(old) == set(new) if field == "goto" else old == new
+
+        def changes():
+            if current is None:
+                return _added_changes({"address": name, **desired})
+            return {f: {"old": current[f], "new": v} for f, v in desired.items() if not same(f, current[f], v)}
+
+        def apply():
+            if current is None:
+                __salt__["postfixadmin.alias_add"](name, database=database, **desired)
+            else:
+                __salt__["postfixadmin.alias_update"](name, database=database, **desired)
+            after = __salt__["postfixadmin.alias_get"](name, database=database)
+            if after is None or any(not same(f, after[f], v) for f, v in desired.items()):
+                raise CommandExecutionError(f"alias {name} does not hold the requested fields after the change")
+
+        if ensure == "absent":
+            return _absent(ret, "alias", name, current, database)
+        return _present(ret, "alias", name, current, apply, changes)
+
+    return _run(ret, flow)
+
+
+def schema(name, lookup_user=None, database=None):
+    """
+    The postfixadmin tables this formula uses exist (created with
+    postfixadmin's columns when missing) and ``lookup_user`` can read what
+    Postfix's lookup tables need.
+    """
+    ret = _ret(name)
+
+    def flow():
+        pending = __salt__["postfixadmin.schema_pending"](lookup_user=lookup_user, database=database)
+        if not any(pending.values()):
+            ret["comment"] = "the postfixadmin schema is in place"
+            return ret
+        changes = {key: {"old": None, "new": value} for key, value in pending.items() if value}
+        if __opts__["test"]:
+            return _predicted(ret, changes, "the postfixadmin schema")
+        __salt__["postfixadmin.schema_init"](lookup_user=lookup_user, database=database)
+        if any(__salt__["postfixadmin.schema_pending"](lookup_user=lookup_user, database=database).values()):
+            raise CommandExecutionError("the postfixadmin schema is still incomplete after schema_init")
+        ret.update(changes=changes, comment="the postfixadmin schema was completed")
+        return ret
+
+    return _run(ret, flow)
+
+
+def backup_synced(name, source, target=None):
+    """
+    This backup MX's postfixadmin database (``target``; None: the minion's
+    ``postfixadmin:database``) knows the primary's (``source``) active
+    domains (as backupmx), aliases and mailboxes; see
+    ``postfixadmin.sync_backup``.
+    """
+    ret = _ret(name)
+
+    def flow():
+        pending = __salt__["postfixadmin.sync_backup"](source, target=target, dry_run=True)
+        changes = {
+            kind: {action: names for action, names in plan.items() if names}
+            for kind, plan in pending.items()
+            if any(plan.values())
+        }
+        if not changes:
+            ret["comment"] = "the backup database is in sync with the primary"
+            return ret
+        if __opts__["test"]:
+            return _predicted(ret, changes, "the backup database")
+        __salt__["postfixadmin.sync_backup"](source, target=target)
+        if any(any(plan.values()) for plan in __salt__["postfixadmin.sync_backup"](source, target, True).values()):
+            raise CommandExecutionError("the backup database is still out of sync after sync_backup")
+        ret.update(changes=changes, comment="the backup database was synced with the primary")
+        return ret
+
+    return _run(ret, flow)
+
+
+# --- lookup tables ----------------------------------------------------------
+
+
+def _one_line(key, value):
+    text = str(value)
+    if not text or text != text.strip() or "\n" in text or "\r" in text:
+        raise SaltInvocationError(f"{key} must be one line without leading or trailing blanks")
+    return text
+
+
+def _lookup_settings(query, database):
+    if not isinstance(database, dict) or not database.get("dbname"):
+        raise SaltInvocationError("database must be a dict with at least dbname (and host, port, user, password)")
+    host = database.get("host") or "localhost"
+    port = database.get("port")
+    settings = {
+        "hosts": f"inet:{host}:{port}" if port else f"inet:{host}",
+        "user": database.get("user"),
+        "password": database.get("password"),
+        "dbname": database["dbname"],
+        # Folded onto one line: pgsql_table(5) files hold one line per setting.
+        "query": " ".join(str(query).split()),
+    }
+    return {key: _one_line(key, value) for key, value in settings.items() if value is not None}
+
+
+def _render(settings):
+    return HEADER + "".join(f"{key} = {settings[key]}\n" for key in LOOKUP_KEYS if key in settings)
+
+
+def _parse(text):
+    settings = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line[:1].isspace() and not line.startswith("#"):
+            settings[key.strip()] = value.strip()
+    return settings
+
+
+def _shown(key, value):
+    return MASK if key == "password" and value is not None else value
+
+
+def _file_state(path):
+    """(bytes, uid, gid, mode) of the file, or None if it does not exist."""
+    try:
+        with salt.utils.files.fopen(path, "rb") as handle:
+            data = handle.read()
+            info = os.fstat(handle.fileno())
+    except FileNotFoundError:
+        return None
+    return data, info.st_uid, info.st_gid, info.st_mode & 0o7777
+
+
+def _write(path, data, uid, gid, mode):
+    """Write atomically: a temporary file beside it, owned and moded first, then renamed."""
+    temporary = f"{path}.salt-tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chown(temporary, uid, gid)
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except OSError:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def _restore(path, previous):
+    if previous is None:
+        os.unlink(path)
+    else:
+        _write(path, *previous)
+
+
+def _owner_ids(user, group):
+    try:
+        return pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid
+    except KeyError as exc:
+        raise SaltInvocationError(f"unknown user or group: {exc.args[0]}") from None
+
+
+def _file_changes(previous, wanted_settings, uid, gid, mode, user, group):
+    old_settings = _parse(previous[0].decode("utf-8", "replace")) if previous else {}
+    changes = {
+        key: {"old": _shown(key, old_settings.get(key)), "new": _shown(key, wanted_settings.get(key))}
+        for key in LOOKUP_KEYS
+        if old_settings.get(key) != wanted_settings.get(key)
+    }
+    if previous and previous[0] != _render(wanted_settings).encode() and not changes:
+        changes["content"] = {"old": "edited by hand", "new": "as managed"}
+    if not previous or previous[1:3] != (uid, gid):
+        old_owner = f"{previous[1]}:{previous[2]}" if previous else None
+        changes["owner"] = {"old": old_owner, "new": f"{user}:{group}"}
+    if not previous or previous[3] != mode:
+        changes["mode"] = {"old": f"{previous[3]:04o}" if previous else None, "new": f"{mode:04o}"}
+    return changes
+
+
+def lookup_table(name, query, database, probe=None, user="root", group="postfix", mode="0640", config_dir=None):
+    """
+    One pgsql_table(5) file at ``name`` (hosts, user, password, dbname,
+    query) owned ``user``:``group`` with ``mode``, connecting with
+    ``database`` (a dict: host, port, dbname, user, password - the lookup
+    role's). After writing it, the table is proven with
+    ``postmap -q PROBE pgsql:NAME`` (found or not found are both fine): if
+    Postfix reports any problem (connection, credentials, query) the previous
+    file is put back byte-identical (or removed) and the state fails with
+    Postfix's message. The password is shown nowhere (``********``).
+    ``config_dir``: Postfix's configuration directory for postmap (None:
+    Postfix's default). libpq's default sslmode (prefer) applies to the
+    table's connection.
+    """
+    ret = _ret(name)
+    password = database.get("password") if isinstance(database, dict) else None
+
+    def flow():
+        settings = _lookup_settings(query, database)
+        uid, gid = _owner_ids(user, group)
+        wanted_mode = int(salt.utils.files.normalize_mode(mode), 8)
+        previous = _file_state(name)
+        changes = _file_changes(previous, settings, uid, gid, wanted_mode, user, group)
+        if not changes:
+            ret["comment"] = f"{name} is in the desired state"
+            return ret
+        if __opts__["test"]:
+            return _predicted(ret, changes, name)
+        wanted = (_render(settings).encode(), uid, gid, wanted_mode)
+        _write(name, *wanted)
+        try:
+            __salt__["postfixadmin.lookup"](name, probe or DEFAULT_PROBE, config_dir=config_dir)
+            if _file_state(name) != wanted:
+                raise CommandExecutionError(f"{name} does not hold what was written")
+        except CommandExecutionError:
+            _restore(name, previous)
+            raise
+        ret.update(changes=changes, comment=f"{name} written and proven with postmap -q")
+        return ret
+
+    result = _run(ret, flow)
+    if password:
+        result["comment"] = result["comment"].replace(str(password), MASK)
+    return result
