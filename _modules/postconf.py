@@ -7,15 +7,18 @@ postconf's own output (``postconf -n``, ``postconf -M``) and edits with
 ``postconf -e/-X/-M/-F/-P/-PX/-MX``.
 
 Reading runs one postconf process per file; writing runs one process per kind
-of edit, never one per parameter: after main.cf changes, the first Postfix tool
-to read it stalls until the file is about 2 s old, so a changed run pays that
-once (in the verifying read) instead of once per parameter.
+of edit, never one per parameter. Postfix tools pause on a main.cf modified
+less than 2 seconds ago (they wait for a writer to finish); postconf has
+finished writing when it exits, so main.cf's mtime is then set 2 s back and
+no later tool (the verifying read, ``postfix check``, the reload) waits.
 
 Input is validated before anything is written; a bad item raises
 ``SaltInvocationError`` naming it.
 """
 
 import logging
+import os
+import pathlib
 import re
 
 import salt.utils.path
@@ -179,13 +182,28 @@ def _main_changes(wanted, current):
     return changes
 
 
+def _main_cf(config_dir):
+    """main.cf's path: in CONFIG_DIR, else where postconf looks without -c."""
+    if config_dir is None:
+        config_dir = os.environ.get("MAIL_CONFIG") or _postconf(["-d", "-h", "config_directory"])["stdout"]
+    return pathlib.Path(config_dir) / "main.cf"
+
+
+def _cool_down(main_cf):
+    """Date main.cf 2 s back: Postfix's readers pause until a file is that old,
+    to let a writer finish, and postconf's edit is complete already."""
+    stat = main_cf.stat()
+    os.utime(main_cf, ns=(stat.st_atime_ns, stat.st_mtime_ns - 2_000_000_000))
+
+
 def _write_main(changes, config_dir):
+    main_cf = _main_cf(config_dir)
     settings = [f"{name}={change['new']}" for name, change in changes.items() if change["new"] is not None]
     removals = [name for name, change in changes.items() if change["new"] is None]
-    if settings:
-        _postconf(["-e", *settings], config_dir)
-    if removals:
-        _postconf(["-X", *removals], config_dir)
+    for edit, arguments in (("-e", settings), ("-X", removals)):
+        if arguments:
+            _postconf([edit, *arguments], config_dir)
+            _cool_down(main_cf)
 
 
 def _verify_main(changes, config_dir):

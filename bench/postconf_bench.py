@@ -171,7 +171,7 @@ def apply_template(instance):
 
 
 def reference_timings(config_dir):
-    """What a changed run of the state must pay anyway: the stall and postfix check."""
+    """Postfix's cool-down stall after a plain postconf -e, and the cost of postfix check."""
     postconf = ["postconf", "-c", str(config_dir)]
     subprocess.run([*postconf, "-e", "biff=yes"], check=True)
     started = time.monotonic()
@@ -195,9 +195,9 @@ def report(results, stall, check):
         print(f"{method:<30}{cells}   {ratios}")
     print(
         f"\nFor reference: the first postconf read after a main.cf write stalled {stall:.2f}s; "
-        f"postfix check took {check:.2f}s.\nThe state pays that stall once per changed run (in its verifying "
-        "read) and runs postfix check; the baseline pays neither, but leaves the stall to the next Postfix "
-        "tool (e.g. the reload) and checks nothing."
+        f"postfix check took {check:.2f}s.\nThe state dates main.cf back after its write, so no later tool "
+        "stalls, and runs postfix check; the baseline checks nothing and leaves the stall to the next Postfix "
+        "tool (e.g. the reload)."
     )
 
 
