@@ -65,25 +65,34 @@ class Masterless:
         (self.pillar_dir / "top.sls").write_text(yaml.safe_dump({"base": {"*": names}}))
         return self
 
-    def salt_call(self, *args, check=False):
-        """Run salt-call --local with JSON output; return (returncode, parsed output, stderr)."""
+    def salt_call(self, *args, check=False, timeout=300):
+        """Run salt-call --local with JSON output; return (returncode, parsed output, stderr).
+
+        A run still going after TIMEOUT seconds fails with the minion log's last
+        lines, which name the state it hung in."""
         argv = [str(SALT_CALL), "--local", f"--config-dir={self.config_dir}", "--out=json",
                 "--retcode-passthrough", "--log-level=quiet", *args]
-        proc = subprocess.run(argv, capture_output=True, text=True)
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log = (self.base / "minion.log").read_text().splitlines()
+            raise AssertionError(
+                f"salt-call {' '.join(args)} hung for {timeout}s; minion log ends:\n" + "\n".join(log[-6:])
+            ) from None
         try:
             output = json.loads(proc.stdout)["local"] if proc.stdout.strip() else None
         except (ValueError, KeyError):
-            output = proc.stdout
+            output = proc.stdout + proc.stderr
         if check and proc.returncode != 0:
             raise RuntimeError(f"salt-call {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc.returncode, output, proc.stderr
 
-    def apply(self, sls="postfix", test=False, check=False):
+    def apply(self, sls="postfix", test=False, check=False, timeout=300):
         """state.apply; returns (returncode, {state_id: result dict})."""
         args = ["state.apply", sls]
         if test:
             args.append("test=True")
-        rc, output, _ = self.salt_call(*args, check=check)
+        rc, output, _ = self.salt_call(*args, check=check, timeout=timeout)
         return rc, output
 
 

@@ -6,10 +6,9 @@ It never reads or writes /etc/postfix: every command gets ``-c CONFIG_DIR``.
 import os
 import pathlib
 import shutil
-import signal
 import time
 
-from .procs import port_closed, run, wait_for_port
+from .procs import port_closed, run, stop_pidfile, wait_for_port
 
 MASTER_CF_DIST = "/usr/share/postfix/master.cf.dist"
 
@@ -86,26 +85,5 @@ class PostfixInstance:
                 time.sleep(0.1)
         if not port_closed(self.address, self.port):
             self.postfix("abort", check=False)
-        self._kill_master()
-
-    def _kill_master(self):
-        """Last resort when main.cf is too broken for ``postfix stop``: signal the master."""
-        try:
-            pid = int((self.queue_dir / "pid" / "master.pid").read_text().split()[0])
-            os.kill(pid, signal.SIGTERM)
-        except (OSError, ValueError, IndexError):
-            return
-        deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-
-
-def _alive(pid):
-    """True while PID runs (a zombie, which nobody here reaps, counts as gone)."""
-    try:
-        return pathlib.Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (OSError, IndexError):
-        return False
-
-    def log(self):
-        return self.maillog.read_text() if self.maillog.exists() else ""
+        # last resort when main.cf is too broken for postfix stop
+        stop_pidfile(self.queue_dir / "pid" / "master.pid")

@@ -1,5 +1,8 @@
 """Small helpers for the sandbox: run commands, wait for ports."""
 
+import os
+import pathlib
+import signal
 import socket
 import subprocess
 import time
@@ -31,3 +34,23 @@ def port_closed(host, port):
             return False
     except OSError:
         return True
+
+
+def alive(pid):
+    """True while PID runs (a zombie, which nobody here reaps, counts as gone)."""
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def stop_pidfile(pidfile, timeout=10.0):
+    """SIGTERM the process PIDFILE names, if any, and wait for it to exit."""
+    try:
+        pid = int(pathlib.Path(pidfile).read_text().split()[0])
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError, IndexError):
+        return
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)

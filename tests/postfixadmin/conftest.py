@@ -44,27 +44,6 @@ def other_database(pg, roles):
     pg.drop_database(settings["dbname"])
 
 
-@pytest.fixture(scope="session")
-def minion_opts(minion_opts):
-    """Without a file root: Loaders would copy the whole repository (.venv included) for every
-    test; module_dirs still loads _modules/ and _states/."""
-    return {**minion_opts, "file_roots": {"base": []}}
-
-
-@pytest.fixture(scope="session")
-def shared_loaders(minion_opts):
-    """Salt's loaders, built once per session (seconds of loader work each time otherwise)."""
-    from saltfactories.utils.functional import Loaders
-
-    return Loaders(minion_opts)
-
-
-@pytest.fixture
-def loaders(shared_loaders):
-    yield shared_loaders
-    shared_loaders.reset_state()
-
-
 @pytest.fixture
 def pfa(modules):
     return modules.postfixadmin
