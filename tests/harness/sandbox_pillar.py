@@ -7,8 +7,6 @@ can be applied without touching the host's /etc/postfix, /etc/dovecot or
 import pathlib
 import secrets
 
-import yaml
-
 from .procs import stop_pidfile
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -67,17 +65,3 @@ def overlay(instance, database, lookup_user):
             },
         }
     }
-
-
-def formula_file_roots(masterless):
-    """Serve only postfix/ (a symlink) to MASTERLESS: with the whole repository as file
-    root, every salt-call walks .venv's thousands of files (seconds per call)."""
-    root = masterless.base / "file-root"
-    root.mkdir(parents=True, exist_ok=True)
-    link = root / "postfix"
-    if not link.is_symlink():
-        link.symlink_to(REPO / "postfix")
-    include_dir = masterless.config_dir / "minion.d"
-    include_dir.mkdir(parents=True, exist_ok=True)
-    (include_dir / "file_roots.conf").write_text(yaml.safe_dump({"file_roots": {"base": [str(root)]}}))
-    return masterless

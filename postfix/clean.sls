@@ -1,0 +1,48 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{#- Removes what the formula added: every main.cf parameter it sets, the
+    master.cf services it adds, the lookup table files, and (through the
+    feature clean states) Dovecot's configuration, the quota pieces and the
+    DNS cache. Postfix keeps running, reloaded without them. The packages
+    and the postfixadmin database (mail data) are left alone. #}
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ "/map.jinja" import postfix with context %}
+{%- set added_params = {} %}
+{%- for name, value in salt['postfix_records.main'](postfix).items() if value is not none %}
+{%-   do added_params.update({name: None}) %}
+{%- endfor %}
+{%- set added_services = {} %}
+{%- for name, record in salt['postfix_records.master'](postfix).items() if record.get('enabled', True) %}
+{%-   do added_services.update({name: {'enabled': False}}) %}
+{%- endfor %}
+
+include:
+  - {{ tplroot }}.dovecot.clean
+  - {{ tplroot }}.quota.clean
+  - {{ tplroot }}.performance.dns_cache_clean
+
+postfix-clean-main-cf:
+  postconf.parameters:
+    - name: {{ postfix.config_dir }}/main.cf
+    - params: {{ added_params | json }}
+    - config_dir: {{ postfix.config_dir }}
+
+postfix-clean-master-cf:
+  postconf.services:
+    - name: {{ postfix.config_dir }}/master.cf
+    - services: {{ added_services | json }}
+    - config_dir: {{ postfix.config_dir }}
+
+postfix-clean-lookup-tables-absent:
+  file.absent:
+    - names: {{ salt['postfix_records.all_tables'](postfix).values() | list | json }}
+    - require:
+      - postconf: postfix-clean-main-cf
+
+postfix-clean-service-running:
+  postfix.running:
+    - name: {{ postfix.lookup.service }}
+    - config_dir: {{ postfix.config_dir }}
+    - watch:
+      - postconf: postfix-clean-main-cf
+      - postconf: postfix-clean-master-cf

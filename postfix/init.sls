@@ -1,0 +1,19 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{#- Everything: packages, main.cf/master.cf, the running service, the
+    always-on hardening and performance settings, and every feature the
+    pillar enables. #}
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ "/map.jinja" import postfix with context %}
+
+include:
+  - {{ tplroot }}.package
+  - {{ tplroot }}.config
+  - {{ tplroot }}.service
+  - {{ tplroot }}.hardening
+  - {{ tplroot }}.performance
+{%- for feature in ('submission', 'postfixadmin', 'relay', 'dovecot', 'quota') %}
+{%-   if postfix[feature].enabled %}
+  - {{ tplroot }}.{{ feature }}
+{%-   endif %}
+{%- endfor %}

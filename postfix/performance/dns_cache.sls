@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{#- R10: a local caching resolver (unbound or dnsmasq) that Postfix asks:
+    installed, configured from postfix:performance:dns_cache, started by its
+    own command (restarted when its configuration changes), then named in
+    resolv.conf - also in the copy a chrooted Postfix service reads. The
+    resolv.conf found before is kept beside the configuration for
+    dns_cache_clean to put back. #}
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ "/map.jinja" import postfix with context %}
+{%- from tplroot ~ "/performance/queue_directory.jinja" import queue_directory with context %}
+{%- set cache = postfix.performance.dns_cache %}
+{%- set backends = {
+      "unbound": {"start": ["unbound", "-c"], "check": "unbound-checkconf"},
+      "dnsmasq": {"start": ["dnsmasq", "-C"], "check": "dnsmasq --test -C"},
+    } %}
+{%- if cache.backend not in backends %}
+{{-   raise("postfix:performance:dns_cache:backend must be unbound or dnsmasq, not " ~ cache.backend) }}
+{%- endif %}
+{%- if cache.backend == "dnsmasq" and not cache.forwarders %}
+{{-   raise("postfix:performance:dns_cache:forwarders must name the upstream servers: dnsmasq does not resolve on its own") }}
+{%- endif %}
+{%- set backend = backends[cache.backend] %}
+{%- set config_file = cache.config_file or "/etc/postfix-dns-cache/" ~ cache.backend ~ ".conf" %}
+{%- set cache_dir = salt["file.dirname"](config_file) %}
+{%- set chrooted = salt["postconf.services"](config_dir=postfix.config_dir).values()
+      | selectattr("chroot", "equalto", "y") | list %}
+{%- set resolv_conf_contents = "# Managed by Salt (postfix.performance.dns_cache)\nnameserver " ~ cache.listen ~ "\n" %}
+
+postfix-performance-dns-cache-package-installed:
+  pkg.installed:
+    - pkgs: {{ cache.packages[cache.backend] | json }}
+
+postfix-performance-dns-cache-config-directory:
+  file.directory:
+    - name: {{ cache_dir }}
+    - user: root
+    - group: root
+    - mode: "0755"
+    - makedirs: True
+
+postfix-performance-dns-cache-config-file-managed:
+  file.managed:
+    - name: {{ config_file }}
+    - source: salt://{{ tplroot }}/performance/files/{{ cache.backend }}.conf.jinja
+    - template: jinja
+    - user: root
+    - group: root
+    - mode: "0644"
+    - check_cmd: {{ backend.check }}
+    - context:
+        cache: {{ cache | json }}
+        cache_dir: {{ cache_dir | json }}
+        pidfile: {{ cache.pidfile | json }}
+    - require:
+      - pkg: postfix-performance-dns-cache-package-installed
+      - file: postfix-performance-dns-cache-config-directory
+
+postfix-performance-dns-cache-service-running:
+  pidfile_service.running:
+    - name: {{ cache.backend }}
+    - start: {{ (backend.start + [config_file]) | json }}
+    - pidfile: {{ cache.pidfile }}
+    - watch:
+      - file: postfix-performance-dns-cache-config-file-managed
+
+postfix-performance-dns-cache-resolv-conf-saved:
+  file.copy:
+    - name: {{ cache_dir }}/resolv.conf.before-dns-cache
+    - source: {{ cache.resolv_conf }}
+    - force: False
+    - preserve: True
+    - require:
+      - file: postfix-performance-dns-cache-config-file-managed
+
+postfix-performance-dns-cache-resolv-conf-managed:
+  file.managed:
+    - name: {{ cache.resolv_conf }}
+    - contents: {{ resolv_conf_contents | json }}
+    - require:
+      - file: postfix-performance-dns-cache-resolv-conf-saved
+      - pidfile_service: postfix-performance-dns-cache-service-running
+{%- if chrooted %}
+
+postfix-performance-dns-cache-chroot-resolv-conf-managed:
+  file.managed:
+    - name: {{ queue_directory }}/etc/resolv.conf
+    - contents: {{ resolv_conf_contents | json }}
+    - makedirs: True
+    - require:
+      - file: postfix-performance-dns-cache-resolv-conf-managed
+{%- endif %}

@@ -1,0 +1,311 @@
+"""postfix_records: pillar -> main.cf/master.cf records, with plain dicts."""
+
+import importlib.util
+import pathlib
+
+import pytest
+import yaml
+from salt.exceptions import SaltInvocationError
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+DEFAULTS = yaml.safe_load((REPO / "postfix" / "defaults.yaml").read_text())["postfix"]
+
+
+def _load_module():
+    spec = importlib.util.spec_from_file_location("postfix_records", REPO / "_modules" / "postfix_records.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+records = _load_module()
+
+
+def settings(**overrides):
+    """defaults.yaml's tree with config_dir set (as map.jinja does) and OVERRIDES merged in."""
+    return records.merge(DEFAULTS, {"config_dir": "/etc/postfix"}, overrides)
+
+
+def main(mem_total=4096, vda=False, **overrides):
+    return records.main(settings(**overrides), mem_total=mem_total, vda=vda)
+
+
+def test_defaults_give_the_documents_hardening_and_performance():
+    assert main() == {
+        "smtpd_helo_required": "yes",
+        "smtpd_helo_restrictions": "permit_sasl_authenticated, reject_invalid_helo_hostname, "
+        "reject_unknown_helo_hostname, reject_non_fqdn_helo_hostname",
+        "disable_vrfy_command": "yes",
+        "smtpd_banner": "$myhostname ESMTP NO UCE",
+        "message_size_limit": "20971520",
+        "biff": "no",
+        "default_process_limit": "75",
+    }
+
+
+def test_defaults_add_no_master_services():
+    assert records.master(settings()) == {}
+
+
+@pytest.mark.parametrize(
+    "preset, expected",
+    [
+        ("safe", "permit_naked_ip_address, reject_invalid_helo_hostname"),
+        (
+            "mynetworks",
+            "permit_mynetworks, reject_invalid_helo_hostname, reject_unknown_helo_hostname, "
+            "reject_non_fqdn_helo_hostname",
+        ),
+    ],
+)
+def test_helo_presets(preset, expected):
+    assert main(hardening={"helo_restrictions": preset})["smtpd_helo_restrictions"] == expected
+
+
+def test_helo_list_gets_todays_names():
+    old_names = ["permit_mynetworks", "reject_invalid_hostname", "reject_non_fqdn_hostname", "reject_unknown_hostname"]
+    assert records.helo_restrictions(old_names) == [
+        "permit_mynetworks",
+        "reject_invalid_helo_hostname",
+        "reject_non_fqdn_helo_hostname",
+        "reject_unknown_helo_hostname",
+    ]
+
+
+@pytest.mark.parametrize(
+    "hardening, key",
+    [
+        ({"helo_restrictions": "paranoid"}, "hardening:helo_restrictions"),
+        ({"helo_restrictions": []}, "hardening:helo_restrictions"),
+        ({"banner": "ESMTP $myhostname"}, "hardening:banner"),
+        ({"banner": "$myhostname NO UCE ESMTP"}, "hardening:banner"),
+        ({"banner": "$myhostname ESMTP\nX"}, "hardening:banner"),
+        ({"message_size_limit": -1}, "hardening:message_size_limit"),
+        ({"helo_required": "maybe"}, "hardening:helo_required"),
+    ],
+)
+def test_bad_hardening_names_the_key(hardening, key):
+    with pytest.raises(SaltInvocationError, match=f"postfix:{key}"):
+        main(hardening=hardening)
+
+
+@pytest.mark.parametrize(
+    "banner", ["$myhostname ESMTP", "${myhostname} ESMTP ready", "mx1.example.com ESMTP NO UCE"]
+)
+def test_banners_with_the_host_name_then_esmtp_pass(banner):
+    assert main(hardening={"banner": banner})["smtpd_banner"] == banner
+
+
+def test_banner_null_leaves_postfixs_banner():
+    assert "smtpd_banner" not in main(hardening={"banner": None})
+
+
+@pytest.mark.parametrize(
+    "mem_total, expected",
+    [(4096, 128), (24105, 753), (10, 1)],
+)
+def test_process_limit_auto_follows_the_sizing_rule(mem_total, expected):
+    performance = {"process_limit": "auto", "process_memory_mb": 16, "memory_share": 0.5}
+    assert main(mem_total=mem_total, performance=performance)["default_process_limit"] == str(expected)
+
+
+def test_process_limit_auto_reads_the_memory_grain(monkeypatch):
+    monkeypatch.setattr(records, "__grains__", {"mem_total": 2048}, raising=False)
+    assert records.process_limit(settings(performance={"process_limit": "auto"})) == 64
+
+
+@pytest.mark.parametrize(
+    "performance, key",
+    [
+        ({"process_limit": 0}, "performance:process_limit"),
+        ({"process_limit": "many"}, "performance:process_limit"),
+        ({"process_limit": "auto", "memory_share": 1.5}, "performance:memory_share"),
+        ({"process_limit": "auto", "process_memory_mb": 0}, "performance:process_memory_mb"),
+        ({"biff": "no"}, "performance:biff"),
+    ],
+)
+def test_bad_performance_names_the_key(performance, key):
+    with pytest.raises(SaltInvocationError, match=f"postfix:{key}"):
+        main(performance=performance)
+
+
+def test_relay_uses_proxied_pgsql_tables_and_rejects_unauth_destination():
+    params = main(relay={"enabled": True})
+    assert params["relay_domains"] == "proxy:pgsql:/etc/postfix/pgsql/relay_domains.cf"
+    assert params["relay_recipient_maps"] == "proxy:pgsql:/etc/postfix/pgsql/relay_recipient_maps.cf"
+    assert params["smtpd_relay_restrictions"].endswith(", reject_unauth_destination")
+    assert "proxy_read_maps" not in params
+
+
+def test_relay_tables_follow_tables_dir_and_proxy_setting():
+    params = main(relay={"enabled": True}, postfixadmin={"tables_dir": "/srv/maps", "proxy": False})
+    assert params["relay_domains"] == "pgsql:/srv/maps/relay_domains.cf"
+
+
+def test_relay_restrictions_must_end_with_reject_unauth_destination():
+    with pytest.raises(SaltInvocationError, match="postfix:relay:restrictions"):
+        main(relay={"enabled": True, "restrictions": ["permit_mynetworks", "permit"]})
+
+
+def test_postfixadmin_virtual_maps_deliver_over_lmtp_with_dovecot():
+    params = main(postfixadmin={"enabled": True}, dovecot={"enabled": True})
+    assert params["virtual_mailbox_domains"] == "proxy:pgsql:/etc/postfix/pgsql/virtual_mailbox_domains.cf"
+    assert params["virtual_alias_maps"] == "proxy:pgsql:/etc/postfix/pgsql/virtual_alias_maps.cf"
+    assert params["virtual_transport"] == "lmtp:unix:private/dovecot-lmtp"
+    assert params["virtual_uid_maps"] == "static:5000"
+
+
+def test_postfixadmin_without_dovecot_delivers_with_virtual():
+    params = main(postfixadmin={"enabled": True})
+    assert "virtual_transport" not in params
+    assert params["virtual_mailbox_base"] == "/var/vmail"
+
+
+def test_dovecot_quota_adds_the_policy_service():
+    params = main(quota={"enabled": True, "backend": "auto"}, postfixadmin={"enabled": True}, dovecot={"enabled": True})
+    assert params["smtpd_recipient_restrictions"] == "check_policy_service inet:127.0.0.1:12340"
+    assert params["virtual_transport"] == "lmtp:unix:private/dovecot-lmtp"
+
+
+@pytest.fixture
+def postconf_calls(monkeypatch):
+    """Stand-in for the host's `postconf -d -h proxy_read_maps` (a short default)."""
+    calls = []
+
+    def run_all(argv, **kwargs):
+        calls.append(argv)
+        return {"retcode": 0, "stdout": "$relay_domains\n", "stderr": ""}
+
+    monkeypatch.setattr(records, "__salt__", {"cmd.run_all": run_all}, raising=False)
+    return calls
+
+
+def test_vda_quota_writes_the_documents_parameters(postconf_calls):
+    params = main(vda=True, quota={"enabled": True, "backend": "vda"}, postfixadmin={"enabled": True},
+                  dovecot={"enabled": True})
+    expected = {
+        "virtual_mailbox_limit_maps": "proxy:pgsql:/etc/postfix/pgsql/virtual_mailbox_limit_maps.cf",
+        "virtual_mailbox_limit_inbox": "no",
+        "virtual_mailbox_limit_override": "yes",
+        "virtual_maildir_extended": "yes",
+        "virtual_overquota_bounce": "no",
+        "virtual_maildir_limit_message": "Sorry, the recipients mailbox is currently full. Please try again later.",
+        "virtual_trash_count": "no",
+        "virtual_trash_name": ".Trash",
+        "virtual_maildir_filter": "no",
+        "mailbox_size_limit": "0",
+    }
+    assert {name: params[name] for name in expected} == expected
+    assert "virtual_transport" not in params, "VDA quotas only work with virtual(8) delivery"
+
+
+def test_proxied_limit_map_is_added_to_postfixs_proxy_read_maps(postconf_calls):
+    params = main(vda=True, quota={"enabled": True, "backend": "vda"})
+    assert params["proxy_read_maps"] == "$relay_domains $virtual_mailbox_limit_maps"
+    assert postconf_calls == [["postconf", "-c", "/etc/postfix", "-d", "-h", "proxy_read_maps"]]
+
+
+def test_auto_quota_picks_vda_on_a_patched_postfix():
+    assert records.quota_backend(settings(quota={"backend": "auto"}), vda=True) == "vda"
+    assert records.quota_backend(settings(quota={"backend": "auto"}), vda=False) == "dovecot"
+
+
+def test_vda_on_stock_postfix_is_refused():
+    with pytest.raises(SaltInvocationError, match="postfix:quota:backend: vda needs a Postfix built with the VDA"):
+        main(vda=False, quota={"enabled": True, "backend": "vda"})
+
+
+def test_vda_refusal_says_where_this_os_gets_the_patch():
+    with pytest.raises(SaltInvocationError, match=r"has none \(rebuild with USE=vda\)"):
+        main(vda=False, quota={"enabled": True, "backend": "vda"}, lookup={"vda_patch": "rebuild with USE=vda"})
+
+
+@pytest.mark.parametrize("quota", [-1, 9223372036854774785, "10M", True])
+def test_bad_mailbox_quota_names_the_mailbox(quota):
+    mailboxes = {"user@example.com": {"quota": quota}}
+    with pytest.raises(SaltInvocationError, match="postfix:postfixadmin:mailboxes:user@example.com:quota"):
+        main(postfixadmin={"mailboxes": mailboxes})
+
+
+def test_largest_usable_quota_passes():
+    main(postfixadmin={"mailboxes": {"user@example.com": {"quota": records.MAX_QUOTA}}})
+
+
+def test_raw_main_wins_and_null_removes():
+    params = main(main={"biff": "yes", "smtpd_banner": None, "myorigin": "example.com"})
+    assert params["biff"] == "yes"
+    assert params["smtpd_banner"] is None
+    assert params["myorigin"] == "example.com"
+
+
+def test_submission_is_the_documents_service():
+    assert records.master(settings(submission={"enabled": True})) == {
+        "submission/inet": {
+            "private": "n",
+            "unpriv": "-",
+            "chroot": "n",
+            "wakeup": "-",
+            "maxproc": "-",
+            "command": "smtpd",
+            "options": {
+                "smtpd_tls_security_level": "may",
+                "smtpd_sasl_auth_enable": "yes",
+                "smtpd_client_restrictions": "permit_sasl_authenticated,reject",
+                "smtpd_sasl_type": "dovecot",
+                "smtpd_sasl_path": "private/auth",
+            },
+        }
+    }
+
+
+def test_submission_options_and_raw_master_override():
+    services = records.master(
+        settings(
+            submission={"enabled": True, "tls_security_level": "encrypt", "options": {"smtpd_tls_auth_only": "yes"}},
+            master={"submission/inet": {"maxproc": "10"}, "smtps/inet": {"enabled": False}},
+        )
+    )
+    submission = services["submission/inet"]
+    assert submission["maxproc"] == "10"
+    assert submission["options"]["smtpd_tls_security_level"] == "encrypt"
+    assert submission["options"]["smtpd_tls_auth_only"] == "yes"
+    assert services["smtps/inet"] == {"enabled": False}
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"submission": {"enabled": True, "tls_security_level": "none"}}, "submission:tls_security_level"),
+        ({"submission": {"enabled": True, "client_restrictions": "reject"}}, "submission:client_restrictions"),
+        ({"master": {"submission": {"command": "smtpd"}}}, "master:submission"),
+        ({"master": {"submission/tcp": {"command": "smtpd"}}}, "master:submission/tcp"),
+    ],
+)
+def test_bad_master_settings_name_the_key(overrides, key):
+    with pytest.raises(SaltInvocationError, match=f"postfix:{key}"):
+        records.master(settings(**overrides))
+
+
+def test_missing_key_is_named():
+    broken = settings()
+    del broken["hardening"]["banner"]
+    with pytest.raises(SaltInvocationError, match="postfix:hardening:banner is missing"):
+        records.main(broken, mem_total=4096, vda=False)
+
+
+def test_table_files_by_feature():
+    assert records.feature_tables("relay") == ["relay_domains", "relay_recipient_maps"]
+    assert records.all_tables(settings(postfixadmin={"tables_dir": "/srv/maps"})) == {
+        name: f"/srv/maps/{name}.cf"
+        for name in ("relay_domains", "relay_recipient_maps", "virtual_mailbox_domains", "virtual_mailbox_maps",
+                     "virtual_alias_maps", "virtual_mailbox_limit_maps")
+    }
+    with pytest.raises(SaltInvocationError, match="unknown feature 'quota'"):
+        records.feature_tables("quota")
+
+
+def test_merge_is_recursive_and_keeps_nulls():
+    assert records.merge({"a": {"b": 1, "c": 2}, "d": [1]}, {"a": {"c": None}, "d": [2]}) == {
+        "a": {"b": 1, "c": None},
+        "d": [2],
+    }
