@@ -22,7 +22,11 @@ dict with ``host``, ``port``, ``dbname``, ``user``, ``password`` and
 
 The tables and columns are postfixadmin's own (PostgreSQL flavour), so this
 module and postfixadmin work on the same database. Domain ``maxquota`` and
-``quota`` are in MiB like in postfixadmin; mailbox ``quota`` is in bytes.
+``quota`` are in MiB like in postfixadmin; mailbox ``quota`` is in bytes; a
+mailbox's ``full_name`` is postfixadmin's ``mailbox.name`` column. The
+reading functions (``*_list``, ``*_get``) see a database without the schema
+yet as empty, so states can predict their changes (test=True) before
+:py:func:`schema_init` has run.
 
 Mailbox passwords are stored as ``{SHA512-CRYPT}$6$...`` (made by
 ``doveadm pw``, which both Dovecot and postfixadmin read); a value that
@@ -148,8 +152,13 @@ _DOMAIN_COLUMNS = (
     "domain", "description", "aliases", "mailboxes", "maxquota", "quota", "transport", "backupmx", "active",
     "created", "modified",
 )
-_MAILBOX_COLUMNS = ("username", "name", "maildir", "quota", "local_part", "domain", "active", "created", "modified")
+_MAILBOX_COLUMNS = (
+    "username", "full_name", "maildir", "quota", "local_part", "domain", "active", "created", "modified",
+)
 _ALIAS_COLUMNS = ("address", "goto", "domain", "active", "created", "modified")
+# Fields stored in a column of another name: mailbox.name holds the owner's
+# full name (``name`` is the address in the states).
+_FIELD_COLUMNS = {"full_name": "name"}
 
 
 def __virtual__():
@@ -229,7 +238,7 @@ _DOMAIN_FIELDS = {
     "active": _flag,
 }
 _MAILBOX_FIELDS = {
-    "name": _text,
+    "full_name": _text,
     "quota": lambda field, value: _integer(field, value, 0, MAX_QUOTA),
     "active": _flag,
 }
@@ -256,7 +265,7 @@ def validate(kind, **fields):
     naming the bad field and value.
 
     Domain fields: description, aliases, mailboxes, maxquota, quota,
-    transport, backupmx, active. Mailbox fields: name, quota, active (the
+    transport, backupmx, active. Mailbox fields: full_name, quota, active (the
     password is not a field). Alias fields: goto, active.
 
     CLI Example:
@@ -335,8 +344,18 @@ def _plain(row):
     return {key: value.isoformat() if isinstance(value, datetime.datetime) else value for key, value in row.items()}
 
 
-def _select(conn, table, columns, where=None, params=()):
-    query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table))
+def _column(field):
+    return sql.Identifier(_FIELD_COLUMNS.get(field, field))
+
+
+def _selected(field):
+    if field not in _FIELD_COLUMNS:
+        return sql.Identifier(field)
+    return sql.SQL("{} AS {}").format(_column(field), sql.Identifier(field))
+
+
+def _select(conn, table, fields, where=None, params=()):
+    query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(map(_selected, fields)), sql.Identifier(table))
     if where:
         query = sql.SQL("{} WHERE {}").format(query, sql.SQL(where))
     return [_plain(row) for row in conn.execute(query, params).fetchall()]
@@ -347,11 +366,26 @@ def _select_one(conn, table, columns, key, value):
     return rows[0] if rows else None
 
 
+def _table_exists(conn, table):
+    return conn.execute("SELECT to_regclass(%s::text) AS oid", (table,)).fetchone()["oid"] is not None
+
+
+def _read(database, table, columns, where, params=()):
+    """Rows of one read-only query; none while the table does not exist (no schema yet: nothing is present)."""
+    with _Transaction(database, read_only=True) as conn:
+        return _select(conn, table, columns, where, params) if _table_exists(conn, table) else []
+
+
+def _read_one(database, table, columns, key, value):
+    rows = _read(database, table, columns, f"{key} = %s", (value,))
+    return rows[0] if rows else None
+
+
 def _insert(conn, table, row):
     conn.execute(
         sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
             sql.Identifier(table),
-            sql.SQL(", ").join(map(sql.Identifier, row)),
+            sql.SQL(", ").join(map(_column, row)),
             sql.SQL(", ").join(sql.Placeholder() * len(row)),
         ),
         tuple(row.values()),
@@ -359,7 +393,7 @@ def _insert(conn, table, row):
 
 
 def _update(conn, table, key, value, changes):
-    assignments = [sql.SQL("{} = %s").format(sql.Identifier(column)) for column in changes]
+    assignments = [sql.SQL("{} = %s").format(_column(field)) for field in changes]
     conn.execute(
         sql.SQL("UPDATE {} SET {}, modified = now() WHERE {} = %s").format(
             sql.Identifier(table), sql.SQL(", ").join(assignments), sql.Identifier(key)
@@ -400,8 +434,7 @@ def _role_exists(conn, role):
 
 
 def _missing_tables(conn):
-    query = "SELECT to_regclass(%s::text) AS oid"
-    return [table for table in _TABLES if conn.execute(query, (table,)).fetchone()["oid"] is None]
+    return [table for table in _TABLES if not _table_exists(conn, table)]
 
 
 def _missing_grants(conn, role, missing_tables):
@@ -495,7 +528,8 @@ def domain_list(database=None):
     """
     All domains (postfixadmin's pseudo domain ``ALL`` left out), each a dict of
     domain, description, aliases, mailboxes, maxquota, quota, transport,
-    backupmx, active, created, modified.
+    backupmx, active, created, modified. A database without the postfixadmin
+    schema yet has none.
 
     CLI Example:
 
@@ -503,8 +537,7 @@ def domain_list(database=None):
 
         salt '*' postfixadmin.domain_list
     """
-    with _Transaction(database, read_only=True) as conn:
-        return _select(conn, "domain", _DOMAIN_COLUMNS, "domain <> %s ORDER BY domain", (PSEUDO_DOMAIN,))
+    return _read(database, "domain", _DOMAIN_COLUMNS, "domain <> %s ORDER BY domain", (PSEUDO_DOMAIN,))
 
 
 def domain_get(domain, database=None):
@@ -517,9 +550,7 @@ def domain_get(domain, database=None):
 
         salt '*' postfixadmin.domain_get example.com
     """
-    domain = _domain_name(domain)
-    with _Transaction(database, read_only=True) as conn:
-        return _select_one(conn, "domain", _DOMAIN_COLUMNS, "domain", domain)
+    return _read_one(database, "domain", _DOMAIN_COLUMNS, "domain", _domain_name(domain))
 
 
 def domain_add(
@@ -642,9 +673,10 @@ def _password_matches(password, stored):
 
 def mailbox_list(domain=None, database=None):
     """
-    Mailboxes (of one domain, or all), each a dict of username, name,
-    maildir, quota (bytes), local_part, domain, active, created, modified.
-    Passwords are never returned.
+    Mailboxes (of one domain, or all), each a dict of username, full_name
+    (postfixadmin's ``name`` column), maildir, quota (bytes), local_part,
+    domain, active, created, modified. Passwords are never returned. A
+    database without the postfixadmin schema yet has none.
 
     CLI Example:
 
@@ -652,10 +684,9 @@ def mailbox_list(domain=None, database=None):
 
         salt '*' postfixadmin.mailbox_list example.com
     """
-    with _Transaction(database, read_only=True) as conn:
-        if domain is None:
-            return _select(conn, "mailbox", _MAILBOX_COLUMNS, "true ORDER BY username")
-        return _select(conn, "mailbox", _MAILBOX_COLUMNS, "domain = %s ORDER BY username", (_domain_name(domain),))
+    if domain is None:
+        return _read(database, "mailbox", _MAILBOX_COLUMNS, "true ORDER BY username")
+    return _read(database, "mailbox", _MAILBOX_COLUMNS, "domain = %s ORDER BY username", (_domain_name(domain),))
 
 
 def mailbox_get(address, database=None):
@@ -668,29 +699,29 @@ def mailbox_get(address, database=None):
 
         salt '*' postfixadmin.mailbox_get user@example.com
     """
-    address = _address(address)[0]
-    with _Transaction(database, read_only=True) as conn:
-        return _select_one(conn, "mailbox", _MAILBOX_COLUMNS, "username", address)
+    return _read_one(database, "mailbox", _MAILBOX_COLUMNS, "username", _address(address)[0])
 
 
-def mailbox_add(address, password, name="", quota=0, active=True, database=None):
+def mailbox_add(address, password, full_name="", quota=0, active=True, database=None):
     """
     Add a mailbox to an existing domain, with maildir ``domain/local_part/``
     and, like postfixadmin, its self-alias (address -> address). ``password``
     is plaintext (stored hashed as SHA512-CRYPT) or an already hashed
-    ``{SCHEME}...`` value (stored as is). ``quota`` in bytes, 0 unlimited, at
+    ``{SCHEME}...`` value (stored as is). ``full_name`` is the owner's name
+    (postfixadmin's ``name`` column). ``quota`` in bytes, 0 unlimited, at
     most 9223372036854774784. Returns the mailbox (without password).
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt '*' postfixadmin.mailbox_add user@example.com password='{SHA512-CRYPT}$6$...' quota=1073741824
+        salt '*' postfixadmin.mailbox_add user@example.com password='{SHA512-CRYPT}$6$...' \\
+            full_name='A. User' quota=1073741824
     """
     address, local_part, domain = _address(address)
     if "/" in local_part:
         raise SaltInvocationError(f"a mailbox address cannot contain '/' (it names the maildir): {address!r}")
-    fields = _checked("mailbox", {"name": name, "quota": quota, "active": active})
+    fields = _checked("mailbox", {"full_name": full_name, "quota": quota, "active": active})
     hashed = _hash_password(password)
     with _Transaction(database) as conn:
         _require(_select_one(conn, "domain", ("domain",), "domain", domain), "domain", domain)
@@ -706,8 +737,9 @@ def mailbox_add(address, password, name="", quota=0, active=True, database=None)
 
 def mailbox_update(address, database=None, **fields):
     """
-    Change a mailbox: ``password`` (plaintext or ``{SCHEME}...``), ``name``,
-    ``quota`` (bytes), ``active`` (also (de)activates its self-alias).
+    Change a mailbox: ``password`` (plaintext or ``{SCHEME}...``),
+    ``full_name``, ``quota`` (bytes), ``active`` (also (de)activates its
+    self-alias).
     Returns ``{field: {"old": ..., "new": ...}}``; a new password shows as
     ``********``.
 
@@ -750,8 +782,7 @@ def mailbox_check_password(address, password, database=None):
     """
     address = _address(address)[0]
     password = _password(password)
-    with _Transaction(database, read_only=True) as conn:
-        row = _select_one(conn, "mailbox", ("password",), "username", address)
+    row = _read_one(database, "mailbox", ("password",), "username", address)
     return row is not None and _password_matches(password, row["password"])
 
 
@@ -785,6 +816,7 @@ def alias_list(domain=None, database=None):
     """
     Aliases (of one domain, or all), each a dict of address, goto (a list),
     domain, active, created, modified. Mailboxes' self-aliases are included.
+    A database without the postfixadmin schema yet has none.
 
     CLI Example:
 
@@ -792,11 +824,10 @@ def alias_list(domain=None, database=None):
 
         salt '*' postfixadmin.alias_list example.com
     """
-    with _Transaction(database, read_only=True) as conn:
-        if domain is None:
-            rows = _select(conn, "alias", _ALIAS_COLUMNS, "true ORDER BY address")
-        else:
-            rows = _select(conn, "alias", _ALIAS_COLUMNS, "domain = %s ORDER BY address", (_domain_name(domain),))
+    if domain is None:
+        rows = _read(database, "alias", _ALIAS_COLUMNS, "true ORDER BY address")
+    else:
+        rows = _read(database, "alias", _ALIAS_COLUMNS, "domain = %s ORDER BY address", (_domain_name(domain),))
     return [_alias_row(row) for row in rows]
 
 
@@ -812,8 +843,7 @@ def alias_get(address, database=None):
         salt '*' postfixadmin.alias_get info@example.com
     """
     address = _address(address, catch_all=True)[0]
-    with _Transaction(database, read_only=True) as conn:
-        return _alias_row(_select_one(conn, "alias", _ALIAS_COLUMNS, "address", address))
+    return _alias_row(_read_one(database, "alias", _ALIAS_COLUMNS, "address", address))
 
 
 def alias_add(address, goto, active=True, database=None):
@@ -889,7 +919,7 @@ def alias_delete(address, database=None):
 # What a backup MX copies besides domains: table -> (plural, key column, copied columns).
 _SYNCED = {
     "alias": ("aliases", "address", ("goto", "domain")),
-    "mailbox": ("mailboxes", "username", ("name", "maildir", "quota", "local_part", "domain")),
+    "mailbox": ("mailboxes", "username", ("full_name", "maildir", "quota", "local_part", "domain")),
 }
 
 
@@ -936,8 +966,21 @@ def _apply(conn, table, key, plan, wanted, extra=None):
         _insert(conn, table, {key: name, **wanted[name], **(extra or {}), "active": True})
 
 
-def _sync(conn, wanted_domains, wanted_rows):
-    local, present_domains, present_rows = _backup_data(conn)
+def _require_schema(conn, which):
+    missing = _missing_tables(conn)
+    if missing:
+        raise CommandExecutionError(
+            f"the {which} database has no postfixadmin schema (missing tables: {', '.join(missing)}): "
+            "run schema_init on it first"
+        )
+
+
+def _sync_plan(conn, wanted_domains, wanted_rows):
+    """What syncing changes on the target; a target without the schema yet holds nothing."""
+    if _missing_tables(conn):
+        local, present_domains, present_rows = set(), {}, {table: {} for table in _SYNCED}
+    else:
+        local, present_domains, present_rows = _backup_data(conn)
     conflicts = sorted(local & set(wanted_domains))
     if conflicts:
         raise CommandExecutionError(
@@ -946,15 +989,16 @@ def _sync(conn, wanted_domains, wanted_rows):
     changes = {"domains": _plan(wanted_domains, present_domains)}
     for table, (plural, _, _) in _SYNCED.items():
         changes[plural] = _plan(wanted_rows[table], present_rows[table])
-    domains_gone = changes["domains"]["removed"]
-    changes["domains"]["removed"] = []
-    _apply(conn, "domain", "domain", changes["domains"], wanted_domains, {"backupmx": True})
+    return changes
+
+
+def _sync_apply(conn, changes, wanted_domains, wanted_rows):
+    # New domains first (aliases and mailboxes refer to them); gone ones last, with all that refers to them.
+    _apply(conn, "domain", "domain", {**changes["domains"], "removed": []}, wanted_domains, {"backupmx": True})
     _apply(conn, "alias", "address", changes["aliases"], wanted_rows["alias"])
     _apply(conn, "mailbox", "username", changes["mailboxes"], wanted_rows["mailbox"], {"password": LOCKED_PASSWORD})
-    for name in domains_gone:
+    for name in changes["domains"]["removed"]:
         _delete_domain_rows(conn, name)
-    changes["domains"]["removed"] = domains_gone
-    return changes
 
 
 def sync_backup(source, target=None, dry_run=False):
@@ -968,8 +1012,10 @@ def sync_backup(source, target=None, dry_run=False):
     has active) are deleted from the target; the target's own local domains
     (backupmx false) are never touched, and a primary domain that is local on
     the target is refused. All in one transaction on the target; a second
-    run changes nothing. ``dry_run`` True computes the same answer and rolls
-    back. Returns ``{"domains"|"aliases"|"mailboxes": {"added": [...],
+    run changes nothing. ``dry_run`` True computes the same answer and
+    writes nothing (a target without the postfixadmin schema yet counts as
+    empty; without ``dry_run`` it is refused, as is a source without it).
+    Returns ``{"domains"|"aliases"|"mailboxes": {"added": [...],
     "updated": [...], "removed": [...]}}``.
 
     CLI Example:
@@ -980,11 +1026,14 @@ def sync_backup(source, target=None, dry_run=False):
             source='{host: db1.example.com, dbname: postfixadmin, user: sync, password: secret}'
     """
     with _Transaction(source, read_only=True) as conn:
+        _require_schema(conn, "source")
         wanted_domains, wanted_rows = _primary_data(conn)
-    with _Transaction(target) as conn:
-        changes = _sync(conn, wanted_domains, wanted_rows)
-        if dry_run:
-            conn.rollback()
+    with _Transaction(target, read_only=dry_run) as conn:
+        if not dry_run:
+            _require_schema(conn, "target")
+        changes = _sync_plan(conn, wanted_domains, wanted_rows)
+        if not dry_run:
+            _sync_apply(conn, changes, wanted_domains, wanted_rows)
         return changes
 
 

@@ -17,6 +17,7 @@ settings (``database``) and the fields.
     alice@example.com:
       postfixadmin.mailbox:
         - password: '{SHA512-CRYPT}$6$...'
+        - full_name: Alice Example
         - quota: 1073741824
 
     /etc/postfix/pgsql/relay_domains.cf:
@@ -25,12 +26,15 @@ settings (``database``) and the fields.
         - database: {host: 127.0.0.1, dbname: postfixadmin, user: postfix, password: secret}
 
 Passwords (mailbox and database) appear in no return value, comment or log
-line: they show as ``********``.
+line: they show as ``********``. With test=True the states predict their
+changes on a database that has no postfixadmin schema yet (what
+``postfixadmin.schema`` would create in the same run).
 """
 
 import grp
 import os
 import pwd
+import urllib.parse
 
 import salt.utils.args
 import salt.utils.files
@@ -40,6 +44,7 @@ MASK = "********"
 ENSURE = ("present", "absent")
 LOOKUP_KEYS = ("hosts", "user", "password", "dbname", "query")
 DEFAULT_PROBE = "probe@probe.invalid"
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 HEADER = "# Managed by Salt (postfixadmin.lookup_table). Do not edit.\n"
 
 __virtualname__ = "postfixadmin"
@@ -65,8 +70,8 @@ def _check_ensure(ensure):
         raise SaltInvocationError(f"ensure must be present or absent: {ensure!r}")
 
 
-def _predicted(ret, changes, what):
-    ret.update(result=None, changes=changes, comment=f"{what} would be changed")
+def _predicted(ret, changes, comment):
+    ret.update(result=None, changes=changes, comment=comment)
     return ret
 
 
@@ -80,7 +85,7 @@ def _absent(ret, kind, name, current, database):
         return ret
     changes = {name: {"old": "present", "new": None}}
     if __opts__["test"]:
-        return _predicted(ret, changes, f"{kind} {name}")
+        return _predicted(ret, changes, f"{kind} {name} would be deleted")
     __salt__[f"postfixadmin.{kind}_delete"](name, database=database)
     if __salt__[f"postfixadmin.{kind}_get"](name, database=database) is not None:
         raise CommandExecutionError(f"{kind} {name} still exists after deleting it")
@@ -94,10 +99,11 @@ def _present(ret, kind, name, current, apply_present, changes_present):
     if not changes:
         ret["comment"] = f"{kind} {name} is in the desired state"
         return ret
+    done = "created" if current is None else "updated"
     if __opts__["test"]:
-        return _predicted(ret, changes, f"{kind} {name}")
+        return _predicted(ret, changes, f"{kind} {name} would be {done}")
     apply_present()
-    ret.update(changes=changes, comment=f"{kind} {name} {'created' if current is None else 'updated'}")
+    ret.update(changes=changes, comment=f"{kind} {name} {done}")
     return ret
 
 
@@ -146,8 +152,9 @@ def domain(name, ensure="present", database=None, **fields):
 
 def mailbox(name, ensure="present", password=None, database=None, **fields):
     """
-    A mailbox (``name`` is its address), present with the given fields (name,
-    quota in bytes, active) or absent. ``password`` (plaintext or
+    A mailbox (``name`` is its address), present with the given fields
+    (``full_name``: the owner's name, postfixadmin's ``mailbox.name`` column;
+    ``quota`` in bytes; ``active``) or absent. ``password`` (plaintext or
     ``{SCHEME}...``) is required to create it; for an existing mailbox it is
     changed only if it does not match the stored one. It never appears in the
     output: a password change shows as ``********``.
@@ -246,7 +253,7 @@ def schema(name, lookup_user=None, database=None):
             return ret
         changes = {key: {"old": None, "new": value} for key, value in pending.items() if value}
         if __opts__["test"]:
-            return _predicted(ret, changes, "the postfixadmin schema")
+            return _predicted(ret, changes, "the postfixadmin schema would be completed")
         __salt__["postfixadmin.schema_init"](lookup_user=lookup_user, database=database)
         if any(__salt__["postfixadmin.schema_pending"](lookup_user=lookup_user, database=database).values()):
             raise CommandExecutionError("the postfixadmin schema is still incomplete after schema_init")
@@ -276,7 +283,7 @@ def backup_synced(name, source, target=None):
             ret["comment"] = "the backup database is in sync with the primary"
             return ret
         if __opts__["test"]:
-            return _predicted(ret, changes, "the backup database")
+            return _predicted(ret, changes, "the backup database would be synced with the primary")
         __salt__["postfixadmin.sync_backup"](source, target=target)
         if any(any(plan.values()) for plan in __salt__["postfixadmin.sync_backup"](source, target, True).values()):
             raise CommandExecutionError("the backup database is still out of sync after sync_backup")
@@ -296,6 +303,21 @@ def _one_line(key, value):
     return text
 
 
+def _dbname(dbname, sslmode):
+    """
+    pgsql_table's dbname, carrying sslmode as a libpq URI when set (libpq
+    reads a dbname that is a URI as connection parameters). A
+    ``postgresql://`` URI in ``hosts`` would work too, but there Postfix
+    ignores user and password, so the URI would carry the password - and
+    Postfix logs the hosts entry with every connection error.
+    """
+    if sslmode is None:
+        return dbname
+    if sslmode not in SSLMODES:
+        raise SaltInvocationError(f"sslmode must be one of {', '.join(SSLMODES)}: {sslmode!r}")
+    return f"postgresql:///{urllib.parse.quote(str(dbname), safe='')}?sslmode={sslmode}"
+
+
 def _lookup_settings(query, database):
     if not isinstance(database, dict) or not database.get("dbname"):
         raise SaltInvocationError("database must be a dict with at least dbname (and host, port, user, password)")
@@ -305,7 +327,7 @@ def _lookup_settings(query, database):
         "hosts": f"inet:{host}:{port}" if port else f"inet:{host}",
         "user": database.get("user"),
         "password": database.get("password"),
-        "dbname": database["dbname"],
+        "dbname": _dbname(database["dbname"], database.get("sslmode")),
         # Folded onto one line: pgsql_table(5) files hold one line per setting.
         "query": " ".join(str(query).split()),
     }
@@ -391,15 +413,16 @@ def lookup_table(name, query, database, probe=None, user="root", group="postfix"
     """
     One pgsql_table(5) file at ``name`` (hosts, user, password, dbname,
     query) owned ``user``:``group`` with ``mode``, connecting with
-    ``database`` (a dict: host, port, dbname, user, password - the lookup
-    role's). After writing it, the table is proven with
+    ``database`` (a dict: host, port, dbname, user, password, sslmode - the
+    lookup role's; sslmode, when set, is written into the dbname line as
+    ``postgresql:///DBNAME?sslmode=MODE``, else libpq's default, prefer,
+    applies). After writing it, the table is proven with
     ``postmap -q PROBE pgsql:NAME`` (found or not found are both fine): if
     Postfix reports any problem (connection, credentials, query) the previous
     file is put back byte-identical (or removed) and the state fails with
     Postfix's message. The password is shown nowhere (``********``).
     ``config_dir``: Postfix's configuration directory for postmap (None:
-    Postfix's default). libpq's default sslmode (prefer) applies to the
-    table's connection.
+    Postfix's default).
     """
     ret = _ret(name)
     password = database.get("password") if isinstance(database, dict) else None
@@ -414,7 +437,7 @@ def lookup_table(name, query, database, probe=None, user="root", group="postfix"
             ret["comment"] = f"{name} is in the desired state"
             return ret
         if __opts__["test"]:
-            return _predicted(ret, changes, name)
+            return _predicted(ret, changes, f"{name} would be written and proven with postmap -q")
         wanted = (_render(settings).encode(), uid, gid, wanted_mode)
         _write(name, *wanted)
         try:

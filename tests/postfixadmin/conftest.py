@@ -1,5 +1,6 @@
 """Fixtures for the postfixadmin module and states: roles, a fresh database
-per test on the session cluster, and a Postfix config dir for postmap."""
+per test on the session cluster, one session database with the schema
+(emptied for every test), and a Postfix config dir for postmap."""
 
 import itertools
 import os
@@ -9,7 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from .helpers import ADMIN, ADMIN_PASSWORD, LOOKUP, LOOKUP_PASSWORD
+from .helpers import ADMIN, ADMIN_PASSWORD, LOOKUP, LOOKUP_PASSWORD, load_module, run_sql
 
 _database_numbers = itertools.count(1)
 
@@ -23,10 +24,20 @@ def roles(pg):
     return {ADMIN: ADMIN_PASSWORD, LOOKUP: LOOKUP_PASSWORD}
 
 
+def _superuser_sql(pg, query):
+    # One connection instead of a psql process: databases come and go for every test.
+    with psycopg.connect(pg.superuser_dsn(), autocommit=True) as conn:
+        conn.execute(query)
+
+
 def _fresh_database(pg):
     name = f"pfa_{next(_database_numbers)}"
-    pg.create_database(name, owner=ADMIN)
+    _superuser_sql(pg, sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(ADMIN)))
     return {"host": "127.0.0.1", "port": 5432, "dbname": name, "user": ADMIN, "password": ADMIN_PASSWORD}
+
+
+def _drop_database(pg, settings):
+    _superuser_sql(pg, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(settings["dbname"])))
 
 
 @pytest.fixture
@@ -34,14 +45,23 @@ def database(pg, roles):
     """An empty database owned by the admin role, as a connection dict."""
     settings = _fresh_database(pg)
     yield settings
-    pg.drop_database(settings["dbname"])
+    _drop_database(pg, settings)
 
 
 @pytest.fixture
 def other_database(pg, roles):
     settings = _fresh_database(pg)
     yield settings
-    pg.drop_database(settings["dbname"])
+    _drop_database(pg, settings)
+
+
+@pytest.fixture(scope="session")
+def schema_database(pg, roles):
+    """One database schema_init completed (lookup role granted), shared by the session:
+    a CREATE DATABASE per test costs more than the test."""
+    settings = _fresh_database(pg)
+    load_module().schema_init(lookup_user=LOOKUP, database=settings)
+    return settings
 
 
 @pytest.fixture
@@ -50,10 +70,10 @@ def pfa(modules):
 
 
 @pytest.fixture
-def schema(pfa, database):
-    """The database with the schema in place and the lookup role granted."""
-    pfa.schema_init(lookup_user=LOOKUP, database=database)
-    return database
+def schema(schema_database):
+    """The database with the schema in place and the lookup role granted, emptied for this test."""
+    run_sql(schema_database, "TRUNCATE domain, alias, mailbox, alias_domain")
+    return schema_database
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Constants and small helpers shared by the postfixadmin tests."""
 
+import importlib.util
 import pathlib
 
 import psycopg
@@ -17,3 +18,12 @@ def run_sql(settings, query, params=()):
     with psycopg.connect(**settings) as conn:
         cursor = conn.execute(query, params)
         return cursor.fetchall() if cursor.description else None
+
+
+def load_module():
+    """_modules/postfixadmin.py imported without Salt's loader (given `database`, its
+    functions need no Salt context)."""
+    spec = importlib.util.spec_from_file_location("postfixadmin_under_test", REPO / "_modules" / "postfixadmin.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -46,8 +46,9 @@ def test_domain_add_twice_is_refused(pfa, schema):
 
 def test_mailbox_round_trip_hashes_the_password_and_keeps_the_self_alias(pfa, schema):
     pfa.domain_add("example.test", database=schema)
-    added = pfa.mailbox_add("Alice@Example.test", "correct horse", name="Alice", quota=1073741824, database=schema)
-    assert added["username"] == "alice@example.test"
+    added = pfa.mailbox_add("Alice@Example.test", "correct horse", full_name="Alice", quota=1073741824, database=schema)
+    assert (added["username"], added["full_name"]) == ("alice@example.test", "Alice")
+    assert run_sql(schema, "SELECT name FROM mailbox") == [("Alice",)]  # postfixadmin's column
     assert (added["maildir"], added["local_part"], added["domain"]) == ("example.test/alice/", "alice", "example.test")
     assert "password" not in added and "password" not in pfa.mailbox_list(database=schema)[0]
 
@@ -153,6 +154,7 @@ def test_quota_out_of_bounds_refused_and_nothing_written(pfa, schema, quota):
         (lambda pfa, db: pfa.mailbox_add("x/.y@example.test", "pw", database=db), "cannot contain '/'"),
         (lambda pfa, db: pfa.mailbox_add("a@example.test", "", database=db), "password must be non-empty"),
         (lambda pfa, db: pfa.mailbox_add("a@example.test", "x\ny", database=db), "password must be non-empty"),
+        (lambda pfa, db: pfa.mailbox_update("a@example.test", name="A", database=db), "unknown mailbox field.* name;"),
         (lambda pfa, db: pfa.alias_add("a@example.test", [], database=db), "goto must be a non-empty list"),
         (lambda pfa, db: pfa.alias_add("a@example.test", ["not an address"], database=db), "invalid address"),
     ],
@@ -181,13 +183,13 @@ def test_injection_in_a_domain_name_is_refused(pfa, schema, hostile):
 
 def test_quotes_in_values_are_stored_literally_and_touch_no_other_row(pfa, schema):
     pfa.domain_add("example.test", database=schema)
-    pfa.mailbox_add("victim@example.test", "pw", name="Victim", database=schema)
+    pfa.mailbox_add("victim@example.test", "pw", full_name="Victim", database=schema)
     hostile = "x'or'1'='1@example.test"  # quotes and = are legal in a local part
-    pfa.mailbox_add(hostile, "pw", name="'); DELETE FROM alias; --", database=schema)
-    pfa.mailbox_update(hostile, name="x', name='pwned", quota=7, database=schema)
-    assert pfa.mailbox_get(hostile, database=schema)["name"] == "x', name='pwned"
+    pfa.mailbox_add(hostile, "pw", full_name="'); DELETE FROM alias; --", database=schema)
+    pfa.mailbox_update(hostile, full_name="x', name='pwned", quota=7, database=schema)
+    assert pfa.mailbox_get(hostile, database=schema)["full_name"] == "x', name='pwned"
     victim = pfa.mailbox_get("victim@example.test", database=schema)
-    assert (victim["name"], victim["quota"]) == ("Victim", 0)
+    assert (victim["full_name"], victim["quota"]) == ("Victim", 0)
     assert len(pfa.alias_list(database=schema)) == 2
     pfa.mailbox_delete(hostile, database=schema)
     assert [m["username"] for m in pfa.mailbox_list(database=schema)] == ["victim@example.test"]
@@ -208,6 +210,19 @@ def test_connection_errors_never_show_the_password(pfa, schema):
         pfa.domain_list(database=wrong)
     assert "password authentication failed" in str(error.value)
     assert "N0t-The-Right-0ne" not in str(error.value)
+
+
+def test_a_database_without_the_schema_reads_as_empty(pfa, database):
+    assert pfa.domain_list(database=database) == []
+    assert pfa.domain_get("example.test", database=database) is None
+    assert pfa.mailbox_list("example.test", database=database) == []
+    assert pfa.mailbox_get("alice@example.test", database=database) is None
+    assert pfa.mailbox_check_password("alice@example.test", "pw", database=database) is False
+    assert pfa.alias_list(database=database) == []
+    assert pfa.alias_get("@example.test", database=database) is None
+    with pytest.raises(CommandExecutionError, match='relation "domain" does not exist'):
+        pfa.domain_add("example.test", database=database)
+    assert run_sql(database, "SELECT to_regclass('domain')") == [(None,)]
 
 
 def test_mailbox_over_an_existing_alias_is_refused(pfa, schema):

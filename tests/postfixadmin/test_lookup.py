@@ -2,13 +2,33 @@
 
 import grp
 import os
+import time
 
 import pytest
 
-from .helpers import LOOKUP_PASSWORD, QUERIES
+from .helpers import LOOKUP_PASSWORD, QUERIES, run_sql
 
 QUOTA = 1073741824
 HOSTILE = "x' OR '1'='1@primary.test"
+HEADER = "# Managed by Salt (postfixadmin.lookup_table). Do not edit.\n"
+
+
+def table_text(query, database):
+    """The pgsql_table(5) file lookup_table writes for QUERY and DATABASE (no sslmode)."""
+    return HEADER + (
+        f"hosts = inet:{database['host']}:{database['port']}\n"
+        f"user = {database['user']}\npassword = {database['password']}\ndbname = {database['dbname']}\n"
+        f"query = {' '.join(query.split())}\n"
+    )
+
+
+def write_table(path, query, database):
+    """Write a table file like lookup_table does, back-dated: Postfix re-reads a file changed
+    within the last ~2 s after sleeping (load_file's hot-file guard), which costs 2 s a table."""
+    path.write_text(table_text(query, database))
+    past = time.time() - 60
+    os.utime(path, (past, past))
+    return str(path)
 
 
 @pytest.fixture
@@ -21,22 +41,19 @@ def seeded(pfa, schema):
     pfa.mailbox_add("bob@primary.test", "pw", active=False, database=schema)
     pfa.alias_add("info@primary.test", ["alice@primary.test"], database=schema)
     pfa.alias_add("@catch.test", ["alice@primary.test"], database=schema)
+    for domain in ("alias.test", "catchalias.test", "offalias.test"):
+        pfa.domain_add(domain, database=schema)
+    run_sql(schema, """INSERT INTO alias_domain (alias_domain, target_domain, active) VALUES
+        ('alias.test', 'primary.test', true), ('catchalias.test', 'catch.test', true),
+        ('offalias.test', 'primary.test', false)""")
     return schema
 
 
 @pytest.fixture
-def tables(states, seeded, lookup_database, postmap_config, tmp_path):
-    """Every standard lookup table written by the state: name -> path."""
-    paths = {}
-    for name, entry in QUERIES.items():
-        path = tmp_path / f"{name}.cf"
-        ret = states.postfixadmin.lookup_table(
-            name=str(path), query=entry["query"], database=lookup_database, probe=entry["probe"],
-            config_dir=str(postmap_config),
-        )
-        assert ret.result is True, ret.comment
-        paths[name] = str(path)
-    return paths
+def tables(seeded, lookup_database, tmp_path):
+    """Every standard lookup table as lookup_table writes it (see the 0640 test): name -> path."""
+    return {name: write_table(tmp_path / f"{name}.cf", entry["query"], lookup_database)
+            for name, entry in QUERIES.items()}
 
 
 EXPECTED = [
@@ -59,12 +76,34 @@ EXPECTED = [
     ("virtual_mailbox_limit_maps", "alice@primary.test", str(QUOTA)),
     ("virtual_mailbox_limit_maps", "bob@primary.test", None),
     ("virtual_mailbox_limit_maps", "x' OR '1'='1@primary.test", None),
+    ("virtual_alias_domain_maps", "info@alias.test", "alice@primary.test"),
+    ("virtual_alias_domain_maps", "alice@alias.test", "alice@primary.test"),
+    ("virtual_alias_domain_maps", "nobody@alias.test", None),
+    ("virtual_alias_domain_maps", "info@offalias.test", None),
+    ("virtual_alias_domain_maps", "info@primary.test", None),
+    ("virtual_alias_domain_maps", "x' OR '1'='1@alias.test", None),
+    ("virtual_alias_domain_catchall_maps", "anyone@catchalias.test", "alice@primary.test"),
+    ("virtual_alias_domain_catchall_maps", "anyone@alias.test", None),
+    ("virtual_alias_domain_catchall_maps", "anyone@catch.test", None),
+    ("virtual_alias_domain_mailbox_maps", "alice@alias.test", "primary.test/alice/"),
+    ("virtual_alias_domain_mailbox_maps", "bob@alias.test", None),
+    ("virtual_alias_domain_mailbox_maps", "alice@offalias.test", None),
+    ("virtual_alias_domain_mailbox_maps", "alice@primary.test", None),
+    ("virtual_alias_domain_mailbox_maps", "alice@x' OR '1'='1", None),
 ]
 
 
 def test_every_standard_table_answers_from_the_database(pfa, tables, postmap_config):
     answers = [(table, key, pfa.lookup(tables[table], key, config_dir=str(postmap_config))) for table, key, _ in EXPECTED]
     assert answers == EXPECTED
+    assert {table for table, _, _ in EXPECTED} == set(QUERIES)
+
+
+def test_every_probe_runs_its_query_and_finds_nothing(pfa, tables, postmap_config):
+    """What lookup_table's proof does: any Postfix warning (a query that did not run) raises."""
+    config_dir = str(postmap_config)
+    probes = {name: pfa.lookup(tables[name], entry["probe"], config_dir=config_dir) for name, entry in QUERIES.items()}
+    assert probes == dict.fromkeys(QUERIES)
 
 
 def test_lookup_table_file_is_root_postfix_0640_without_the_password_in_the_return(
@@ -85,7 +124,7 @@ def test_lookup_table_file_is_root_postfix_0640_without_the_password_in_the_retu
     assert LOOKUP_PASSWORD not in str(applied.raw)
     info = os.stat(path)
     assert (info.st_mode & 0o7777, info.st_uid, info.st_gid) == (0o640, 0, grp.getgrnam("postfix").gr_gid)
-    assert f"password = {LOOKUP_PASSWORD}\n" in path.read_text()
+    assert path.read_text() == table_text(QUERIES["relay_domains"]["query"], lookup_database)
 
     again = states.postfixadmin.lookup_table(**kwargs)
     assert (again.result, again.changes) == (True, {})
@@ -102,7 +141,10 @@ def test_lookup_table_file_is_root_postfix_0640_without_the_password_in_the_retu
 def test_a_table_postmap_cannot_use_is_rolled_back(states, lookup_database, postmap_config, tmp_path, change, message):
     path = tmp_path / "virtual_mailbox_maps.cf"
     kwargs = dict(name=str(path), query=QUERIES["virtual_mailbox_maps"]["query"], config_dir=str(postmap_config))
-    assert states.postfixadmin.lookup_table(database=lookup_database, **kwargs).result is True
+    write_table(path, kwargs["query"], lookup_database)
+    os.chown(path, 0, grp.getgrnam("postfix").gr_gid)
+    os.chmod(path, 0o640)
+    assert states.postfixadmin.lookup_table(database=lookup_database, **kwargs).changes == {}
     before = path.read_bytes()
 
     broken = states.postfixadmin.lookup_table(database={**lookup_database, **change}, **kwargs)
@@ -121,3 +163,24 @@ def test_a_bad_query_fails_and_leaves_no_new_file(states, lookup_database, postm
     assert ret.result is False
     assert 'column "nope" does not exist' in ret.comment
     assert not path.exists()
+
+
+def test_sslmode_is_honoured(states, pfa, seeded, lookup_database, postmap_config, tmp_path):
+    path = tmp_path / "relay_domains.cf"
+    kwargs = dict(name=str(path), query=QUERIES["relay_domains"]["query"], config_dir=str(postmap_config))
+    bad = states.postfixadmin.lookup_table(database={**lookup_database, "sslmode": "sometimes"}, **kwargs)
+    assert bad.result is False and "sslmode must be one of disable, allow, prefer" in bad.comment
+    assert not path.exists()
+
+    plain = states.postfixadmin.lookup_table(database={**lookup_database, "sslmode": "disable"}, **kwargs)
+    assert plain.result is True, plain.comment
+    assert f"\ndbname = postgresql:///{lookup_database['dbname']}?sslmode=disable\n" in path.read_text()
+    assert pfa.lookup(str(path), "backup.test", config_dir=str(postmap_config)) == "backup.test"
+
+    # The test cluster has no TLS: Postfix failing on "require" shows the setting reaches libpq.
+    before = path.read_bytes()
+    required = states.postfixadmin.lookup_table(database={**lookup_database, "sslmode": "require"}, **kwargs)
+    assert required.result is False
+    assert "server does not support SSL, but SSL was required" in required.comment
+    assert LOOKUP_PASSWORD not in str(required.raw)
+    assert path.read_bytes() == before

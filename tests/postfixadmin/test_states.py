@@ -45,13 +45,14 @@ def test_domain_state(states, pfa, schema):
 
 def test_mailbox_state_never_shows_the_password(states, pfa, schema):
     pfa.domain_add("example.test", database=schema)
-    kwargs = dict(name="alice@example.test", password=PASSWORD, quota=1024, database=schema)
+    kwargs = dict(name="alice@example.test", password=PASSWORD, full_name="Alice", quota=1024, database=schema)
 
     predicted = states.postfixadmin.mailbox(test=True, **kwargs)
     assert predicted.result is None and pfa.mailbox_get("alice@example.test", database=schema) is None
     applied = states.postfixadmin.mailbox(**kwargs)
     assert applied.result is True
     assert applied.changes["password"] == {"old": None, "new": "********"}
+    assert applied.changes["full_name"] == {"old": None, "new": "Alice"}
     assert pfa.mailbox_check_password("alice@example.test", PASSWORD, database=schema)
 
     again = states.postfixadmin.mailbox(**kwargs)
@@ -61,7 +62,11 @@ def test_mailbox_state_never_shows_the_password(states, pfa, schema):
     assert new_password.changes == {"password": {"old": "********", "new": "********"}}
     assert pfa.mailbox_check_password("alice@example.test", "An0ther-Secret", database=schema)
 
-    for ret in (predicted, applied, again, new_password):
+    renamed = states.postfixadmin.mailbox(**{**kwargs, "password": "An0ther-Secret", "full_name": "Alice L."})
+    assert renamed.changes == {"full_name": {"old": "Alice", "new": "Alice L."}}
+    assert pfa.mailbox_get("alice@example.test", database=schema)["full_name"] == "Alice L."
+
+    for ret in (predicted, applied, again, new_password, renamed):
         assert PASSWORD not in str(ret.raw) and "An0ther-Secret" not in str(ret.raw)
         assert "$6$" not in str(ret.raw)
 
@@ -106,3 +111,34 @@ def test_backup_synced_state(states, pfa, schema, other_database):
     assert (again.result, again.changes) == (True, {})
     for ret in (predicted, applied, again):
         assert schema["password"] not in str(ret.raw) and other_database["password"] not in str(ret.raw)
+
+
+def test_test_mode_predicts_on_a_database_without_the_schema(states, pfa, database, other_database):
+    """A first state.apply test=True: schema, domain, mailbox, alias and backup sync all predict."""
+    pfa.schema_init(database=other_database)
+    pfa.domain_add("primary.test", database=other_database)
+    rets = {
+        "schema": states.postfixadmin.schema(name="schema", lookup_user=LOOKUP, database=database, test=True),
+        "domain": states.postfixadmin.domain(name="example.test", description="Ex", database=database, test=True),
+        "mailbox": states.postfixadmin.mailbox(
+            name="alice@example.test", password=PASSWORD, full_name="Alice", database=database, test=True
+        ),
+        "alias": states.postfixadmin.alias(
+            name="info@example.test", goto=["alice@example.test"], database=database, test=True
+        ),
+        "backup": states.postfixadmin.backup_synced(name="backup", source=other_database, target=database, test=True),
+    }
+    assert {kind: (ret.result, ret.comment) for kind, ret in rets.items()} == {
+        "schema": (None, "the postfixadmin schema would be completed"),
+        "domain": (None, "domain example.test would be created"),
+        "mailbox": (None, "mailbox alice@example.test would be created"),
+        "alias": (None, "alias info@example.test would be created"),
+        "backup": (None, "the backup database would be synced with the primary"),
+    }
+    assert rets["mailbox"].changes["full_name"] == {"old": None, "new": "Alice"}
+    assert rets["backup"].changes == {"domains": {"added": ["primary.test"]}}
+    assert PASSWORD not in str(rets["mailbox"].raw)
+
+    gone = states.postfixadmin.domain(name="example.test", ensure="absent", database=database, test=True)
+    assert (gone.result, gone.changes, gone.comment) == (True, {}, "domain example.test is already absent")
+    assert pfa.schema_pending(database=database)["created"] == ["domain", "alias", "mailbox", "alias_domain"]

@@ -14,7 +14,7 @@ def primary(pfa, schema):
     pfa.domain_add("two.test", database=schema)
     pfa.domain_add("off.test", active=False, database=schema)
     pfa.domain_add("theirs.test", backupmx=True, database=schema)
-    pfa.mailbox_add("alice@one.test", "pw", name="Alice", quota=1024, database=schema)
+    pfa.mailbox_add("alice@one.test", "pw", full_name="Alice", quota=1024, database=schema)
     pfa.mailbox_add("bob@two.test", "pw", database=schema)
     pfa.mailbox_add("gone@one.test", "pw", active=False, database=schema)
     pfa.alias_add("info@one.test", ["alice@one.test"], database=schema)
@@ -40,7 +40,7 @@ def test_first_sync_adds_everything_active_as_backupmx(pfa, primary, backup):
     one = pfa.domain_get("one.test", database=backup)
     assert (one["backupmx"], one["active"], one["description"]) == (True, True, "One")
     alice = pfa.mailbox_get("alice@one.test", database=backup)
-    assert (alice["quota"], alice["maildir"], alice["name"]) == (1024, "one.test/alice/", "Alice")
+    assert (alice["quota"], alice["maildir"], alice["full_name"]) == (1024, "one.test/alice/", "Alice")
     assert pfa.mailbox_check_password("alice@one.test", "pw", database=backup) is False
     assert pfa.domain_get("local.test", database=backup)["backupmx"] is False
     assert pfa.sync_backup(primary, backup) == {"domains": NOTHING, "aliases": NOTHING, "mailboxes": NOTHING}
@@ -80,3 +80,21 @@ def test_a_primary_domain_local_on_the_backup_is_refused_and_nothing_changes(pfa
     assert run_sql(backup, "SELECT domain, backupmx FROM domain ORDER BY domain") == [
         ("local.test", False), ("one.test", False)
     ]
+
+
+def test_a_target_without_the_schema_is_predicted_as_empty_but_not_synced(pfa, primary, other_database):
+    predicted = pfa.sync_backup(primary, other_database, dry_run=True)
+    assert predicted["domains"] == {**NOTHING, "added": ["one.test", "two.test"]}
+    missing = r"the target database has no postfixadmin schema \(missing tables: domain, alias, mailbox, alias_domain\)"
+    with pytest.raises(CommandExecutionError, match=missing):
+        pfa.sync_backup(primary, other_database)
+    assert run_sql(other_database, "SELECT to_regclass('domain')") == [(None,)]
+
+    pfa.schema_init(database=other_database)
+    assert pfa.sync_backup(primary, other_database) == predicted
+
+
+def test_a_source_without_the_schema_is_refused(pfa, database, backup):
+    with pytest.raises(CommandExecutionError, match="the source database has no postfixadmin schema"):
+        pfa.sync_backup(database, backup, dry_run=True)
+    assert [d["domain"] for d in pfa.domain_list(database=backup)] == ["local.test"]
