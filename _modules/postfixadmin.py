@@ -34,7 +34,10 @@ already starts with ``{SCHEME}`` is stored as given. Plaintext passwords are
 never stored, logged or returned, and no function returns a password hash.
 """
 
+import ctypes
+import ctypes.util
 import datetime
+import hmac
 import re
 
 import salt.utils.args
@@ -68,6 +71,10 @@ _DOMAIN_RE = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:
 _ATEXT = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LOCAL_PART_RE = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
 _SCHEME_RE = re.compile(r"\{[A-Z0-9.-]+\}\S+")
+#: Dovecot schemes whose value is a crypt(3) string: verified in process
+_CRYPT_SCHEMES = ("SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "MD5-CRYPT", "CRYPT")
+#: sizeof(struct crypt_data) in libxcrypt
+_CRYPT_DATA_SIZE = 32768
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 _TABLES = {
@@ -355,14 +362,20 @@ def _selected(field):
 
 
 def _select(conn, table, fields, where=None, params=()):
+    """SELECT FIELDS FROM TABLE [WHERE ...]: WHERE is this module's own SQL text (values
+    only ever as %s PARAMS) or a composed psycopg.sql object."""
     query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(map(_selected, fields)), sql.Identifier(table))
     if where:
-        query = sql.SQL("{} WHERE {}").format(query, sql.SQL(where))
+        query = sql.SQL("{} WHERE {}").format(query, sql.SQL(where) if isinstance(where, str) else where)
     return [_plain(row) for row in conn.execute(query, params).fetchall()]
 
 
+def _key_is(key):
+    return sql.SQL("{} = %s").format(sql.Identifier(key))
+
+
 def _select_one(conn, table, columns, key, value):
-    rows = _select(conn, table, columns, f"{key} = %s", (value,))
+    rows = _select(conn, table, columns, _key_is(key), (value,))
     return rows[0] if rows else None
 
 
@@ -377,7 +390,7 @@ def _read(database, table, columns, where, params=()):
 
 
 def _read_one(database, table, columns, key, value):
-    rows = _read(database, table, columns, f"{key} = %s", (value,))
+    rows = _read(database, table, columns, _key_is(key), (value,))
     return rows[0] if rows else None
 
 
@@ -661,9 +674,24 @@ def _hash_password(password):
     return stdout
 
 
+def _crypt(password, setting):
+    """crypt(3) (libxcrypt's reentrant crypt_rn), in process; None if it refuses SETTING."""
+    libcrypt = ctypes.CDLL(ctypes.util.find_library("crypt") or "libcrypt.so.1")
+    libcrypt.crypt_rn.restype = ctypes.c_char_p
+    libcrypt.crypt_rn.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int)
+    data = ctypes.create_string_buffer(_CRYPT_DATA_SIZE)
+    result = libcrypt.crypt_rn(password.encode(), setting.encode(), data, _CRYPT_DATA_SIZE)
+    return result.decode() if result else None
+
+
 def _password_matches(password, stored):
+    """Crypt-family hashes are checked in process; other schemes (e.g. postfixadmin's
+    ARGON2) by ``doveadm pw -t``, which takes the stored hash on its command line."""
     if _SCHEME_RE.fullmatch(password):
         return password == stored
+    scheme, _, value = stored.partition("}")
+    if scheme.lstrip("{") in _CRYPT_SCHEMES:
+        return hmac.compare_digest(_crypt(password, value) or "", value)
     retcode, _, _ = _doveadm_pw(["-t", stored], f"{password}\n")
     return retcode == 0
 
@@ -771,8 +799,9 @@ def mailbox_update(address, database=None, **fields):
 def mailbox_check_password(address, password, database=None):
     """
     True if ``password`` is the mailbox's password: plaintext is verified
-    against the stored hash with ``doveadm pw -t``; a ``{SCHEME}...`` value
-    must equal the stored hash. False if the mailbox does not exist.
+    against the stored hash (crypt(3) in process for the crypt schemes, else
+    ``doveadm pw -t``); a ``{SCHEME}...`` value must equal the stored hash.
+    False if the mailbox does not exist.
 
     CLI Example:
 

@@ -1,5 +1,6 @@
 """Domains, mailboxes and aliases against a real PostgreSQL database."""
 
+import os
 import subprocess
 
 import pytest
@@ -75,6 +76,22 @@ def test_prehashed_password_is_stored_as_is(pfa, schema):
     pfa.mailbox_add("bob@example.test", hashed, database=schema)
     assert stored_password(schema, "bob@example.test") == hashed
     assert pfa.mailbox_check_password("bob@example.test", hashed, database=schema) is True
+
+
+def test_crypt_hashes_are_verified_without_doveadm(pfa, schema, tmp_path, monkeypatch):
+    """The stored hash never goes on a command line (where ps shows it): a doveadm that
+    only records its arguments must not be asked."""
+    pfa.domain_add("example.test", database=schema)
+    pfa.mailbox_add("carol@example.test", "s3cret pass", database=schema)
+    calls = tmp_path / "doveadm-calls"
+    fake = tmp_path / "bin" / "doveadm"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexit 1\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    assert pfa.mailbox_check_password("carol@example.test", "s3cret pass", database=schema) is True
+    assert pfa.mailbox_check_password("carol@example.test", "s3cret pas", database=schema) is False
+    assert not calls.exists()
 
 
 def test_mailbox_needs_its_domain(pfa, schema):
