@@ -35,7 +35,7 @@ class Masterless:
 
     def write_config(self):
         self.config_dir.mkdir(parents=True, exist_ok=True)
-        self.pillar_dir.mkdir(parents=True, exist_ok=True)
+        self.pillar_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # pillar holds passwords
         config = {
             "id": self.minion_id,
             "file_client": "local",

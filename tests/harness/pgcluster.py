@@ -5,6 +5,9 @@ import os
 import pathlib
 import shutil
 
+import psycopg
+from psycopg import sql
+
 from .procs import run
 
 
@@ -62,7 +65,9 @@ class PgCluster:
         return proc.stdout.strip()
 
     def create_role(self, name, password):
-        self.psql(f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'")
+        """A login role; the password goes over the socket, not on a command line."""
+        with psycopg.connect(self.superuser_dsn(), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
 
     def create_database(self, name, owner="postgres"):
         self.psql(f'CREATE DATABASE "{name}" OWNER "{owner}"')
