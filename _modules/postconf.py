@@ -106,6 +106,11 @@ def _read_main(config_dir):
     return _name_value_lines(result["stdout"]), _unused_main_parameters(result["stderr"])
 
 
+def _is_unknown(name, result):
+    """True if postconf warned that it does not know parameter NAME."""
+    return f"{name}: unknown parameter" in result["stderr"]
+
+
 def _known_names(config_dir):
     """Every parameter name Postfix knows (built in or derived from master.cf services)."""
     return set(_postconf(["-d", "-H"], config_dir)["stdout"].split())
@@ -243,10 +248,36 @@ def get(name, config_dir=None):
     """
     _checked_name(name)
     result = _postconf(["-h", name], config_dir)
-    if f"{name}: unknown parameter" in result["stderr"]:
+    if _is_unknown(name, result):
         unused = _unused_main_parameters(result["stderr"])
         if name in unused:
             return unused[name]
+        raise SaltInvocationError(f"unknown Postfix parameter: {name}")
+    return result["stdout"]
+
+
+def default(name, config_dir=None):
+    """
+    Return Postfix's built-in default of one main.cf parameter (``postconf -d``),
+    whatever main.cf sets. A parameter this Postfix does not know (e.g. one a
+    patch such as VDA would add) raises ``SaltInvocationError``.
+
+    name
+        The parameter name.
+
+    config_dir
+        Postfix configuration directory; default: Postfix's own.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postconf.default proxy_read_maps
+        salt '*' postconf.default virtual_mailbox_limit_maps config_dir=/etc/postfix-out
+    """
+    _checked_name(name)
+    result = _postconf(["-d", "-h", name], config_dir)
+    if _is_unknown(name, result):
         raise SaltInvocationError(f"unknown Postfix parameter: {name}")
     return result["stdout"]
 

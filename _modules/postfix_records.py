@@ -7,15 +7,17 @@ the raw ``postfix:main`` / ``postfix:master`` pillar merged last. Bad pillar
 raises ``SaltInvocationError`` naming the pillar key, so a state file that
 renders these records fails before anything is applied.
 
-The translation is pure except for two host facts, which callers may pass in:
-the minion's memory (``process_limit: auto``) and whether the local Postfix
-carries the VDA quota patch (``quota: backend: vda|auto``).
+The translation is pure except for three host facts: the minion's memory
+(``process_limit: auto``) and whether the local Postfix carries the VDA quota
+patch (``quota: backend: vda|auto``), which callers may pass in, and Postfix's
+default ``proxy_read_maps`` (read when a proxied map may be missing from it).
+Postfix's facts come from the postconf execution module.
 """
 
 import math
 import re
 
-from salt.exceptions import CommandExecutionError, SaltInvocationError
+from salt.exceptions import SaltInvocationError
 
 __virtualname__ = "postfix_records"
 
@@ -64,16 +66,8 @@ TABLES_BY_FEATURE = {
     "vda": ("virtual_mailbox_limit_maps",),
 }
 
-#: main.cf parameters already named in Postfix's default proxy_read_maps
-PROXY_READ_DEFAULT = frozenset(
-    (
-        "relay_domains",
-        "relay_recipient_maps",
-        "virtual_mailbox_domains",
-        "virtual_mailbox_maps",
-        "virtual_alias_maps",
-    )
-)
+#: main.cf parameters only other states may set, and the pillar key that sets them
+RESERVED_MAIN = {"queue_directory": "performance:queue:directory"}
 
 SUBMISSION_SERVICE = "submission/inet"
 BANNER_PATTERN = re.compile(
@@ -303,13 +297,17 @@ def _vda(settings):
 
 def _policy_quota(settings):
     _quota_message(settings)
-    service = _get(settings, "quota:policy_service") or (
+    quota_status = (
         f"inet:{_get(settings, 'dovecot:quota_status_listen:address')}:"
         f"{_get(settings, 'dovecot:quota_status_listen:port')}"
     )
-    if not isinstance(service, str) or not re.match(r"^(inet|unix):\S+$", service):
-        _invalid("quota:policy_service", "must be inet:HOST:PORT or unix:PATH", service)
-    return {"smtpd_recipient_restrictions": f"check_policy_service {service}"}
+    service = _get(settings, "quota:policy_service")
+    if service not in (None, quota_status):
+        raise SaltInvocationError(
+            f"pillar postfix:quota:policy_service ({service}) must be {quota_status} or null: "
+            "postfix:dovecot:quota_status_listen is where Dovecot's quota-status listens"
+        )
+    return {"smtpd_recipient_restrictions": f"check_policy_service {quota_status}"}
 
 
 def _relay(settings):
@@ -346,26 +344,22 @@ def _virtual(settings, lmtp):
 
 
 def _proxy_read_maps(params, config_dir):
-    """Postfix refuses proxy: maps that proxy_read_maps does not name; add the missing ones."""
-    missing = [
-        name
-        for name, value in params.items()
-        if isinstance(value, str) and value.startswith("proxy:") and name not in PROXY_READ_DEFAULT
-    ]
-    if not missing:
+    """Postfix refuses proxy: maps that proxy_read_maps does not name: add those its
+    default leaves out (unless postfix:main sets proxy_read_maps itself)."""
+    proxied = [name for name, value in params.items() if isinstance(value, str) and value.startswith("proxy:")]
+    if not proxied or "proxy_read_maps" in params:
         return {}
-    default = _postconf_default("proxy_read_maps", config_dir)
-    return {"proxy_read_maps": " ".join([default, *(f"${name}" for name in missing)])}
+    default = __salt__["postconf.default"]("proxy_read_maps", config_dir)
+    missing = [f"${name}" for name in proxied if f"${name}" not in default.split()]
+    return {"proxy_read_maps": " ".join([default, *missing])} if missing else {}
 
 
-def _postconf_default(name, config_dir):
-    argv = ["postconf", "-d", "-h", name]
-    if config_dir:
-        argv[1:1] = ["-c", config_dir]
-    result = __salt__["cmd.run_all"](argv, python_shell=False)
-    if result["retcode"] != 0:
-        raise CommandExecutionError(result["stderr"] or result["stdout"])
-    return result["stdout"].strip()
+def _raw_main(settings):
+    raw = _mapping(settings, "main")
+    for name, key in RESERVED_MAIN.items():
+        if name in raw:
+            _invalid(f"main:{name}", f"is set only through postfix:{key}", raw[name])
+    return raw
 
 
 def main(settings, mem_total=None, vda=None):
@@ -374,7 +368,10 @@ def main(settings, mem_total=None, vda=None):
     ``postfix`` tree map.jinja builds from defaults.yaml, the OS lookup and
     the pillar): hardening and performance always, then the enabled features
     (relay, postfixadmin, dovecot, quota), then ``settings["main"]`` merged
-    last (a ``None`` value removes a parameter).
+    last (a ``None`` value removes a parameter; ``queue_directory`` is refused:
+    only postfix.performance.queue moves the queue). Proxied maps, the
+    formula's or ``main``'s, that Postfix's default ``proxy_read_maps`` leaves
+    out are added to it, unless ``main`` sets ``proxy_read_maps``.
 
     ``mem_total`` (MB) and ``vda`` (bool) are host facts for
     ``process_limit: auto`` and the quota backend; by default they are read
@@ -397,8 +394,26 @@ def main(settings, mem_total=None, vda=None):
         params.update(_vda(settings))
     elif backend == "dovecot":
         params.update(_policy_quota(settings))
+    params = merge(params, _raw_main(settings))
     params.update(_proxy_read_maps(params, _get(settings, "config_dir")))
-    return merge(params, _mapping(settings, "main"))
+    return params
+
+
+def _sasl_path(settings):
+    """submission:sasl:path, by default dovecot:auth_socket, which it must equal
+    when the formula's Dovecot is the SASL server."""
+    path = _get(settings, "submission:sasl:path")
+    auth_socket = _get(settings, "dovecot:auth_socket")
+    if path is None:
+        return auth_socket
+    uses_our_dovecot = _get(settings, "submission:sasl:type") == "dovecot" and _enabled(settings, "dovecot")
+    if uses_our_dovecot and path != auth_socket:
+        _invalid(
+            "submission:sasl:path",
+            f"must be null or {auth_socket} (postfix:dovecot:auth_socket, where the formula's Dovecot listens)",
+            path,
+        )
+    return path
 
 
 def _submission_options(settings):
@@ -411,10 +426,21 @@ def _submission_options(settings):
         "smtpd_sasl_auth_enable": "yes",
         "smtpd_client_restrictions": ",".join(restrictions),
         "smtpd_sasl_type": _get(settings, "submission:sasl:type"),
-        "smtpd_sasl_path": _get(settings, "submission:sasl:path"),
+        "smtpd_sasl_path": _sasl_path(settings),
     }
-    extra = _mapping(settings, "submission:options")
-    return {**options, **{name: str(value) for name, value in extra.items()}}
+    return merge(options, _mapping(settings, "submission:options"))
+
+
+def _without_null_options(services):
+    """A null -o value drops the option; the others go to postconf as given (it
+    writes true/false as yes/no and joins lists)."""
+    cleaned = {}
+    for key, record in services.items():
+        options = record.get("options")
+        if isinstance(options, dict):
+            record = {**record, "options": {name: value for name, value in options.items() if value is not None}}
+        cleaned[key] = record
+    return cleaned
 
 
 def _check_services(services):
@@ -452,7 +478,7 @@ def master(settings):
         }
     raw = _mapping(settings, "master")
     _check_services(raw)
-    return merge(services, raw)
+    return _without_null_options(merge(services, raw))
 
 
 def feature_tables(feature):
@@ -497,10 +523,8 @@ def vda_supported(config_dir=None):
 
         salt '*' postfix_records.vda_supported /etc/postfix
     """
-    argv = ["postconf", "-d", "virtual_mailbox_limit_maps"]
-    if config_dir:
-        argv[1:1] = ["-c", config_dir]
-    result = __salt__["cmd.run_all"](argv, python_shell=False, ignore_retcode=True)
-    if result["retcode"] != 0:
-        raise CommandExecutionError(result["stderr"] or result["stdout"])
-    return result["stdout"].startswith("virtual_mailbox_limit_maps =")
+    try:
+        __salt__["postconf.default"]("virtual_mailbox_limit_maps", config_dir)
+    except SaltInvocationError:
+        return False
+    return True

@@ -2,8 +2,9 @@
 # vim: ft=sls
 {#- Removes what the formula added: every main.cf parameter it sets, the
     master.cf services it adds, the lookup table files, and (through the
-    feature clean states) Dovecot's configuration, the quota pieces and the
-    DNS cache. Postfix keeps running, reloaded without them. The packages
+    feature clean states) the DNS cache and, when the pillar enables them,
+    Dovecot and the quota pieces (a Dovecot the formula never set up is not
+    touched). Postfix keeps running, reloaded without them. The packages
     and the postfixadmin database (mail data) are left alone. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import postfix with context %}
@@ -17,7 +18,9 @@
 {%- endfor %}
 
 include:
+{%- if postfix.dovecot.enabled %}
   - {{ tplroot }}.dovecot.clean
+{%- endif %}
   - {{ tplroot }}.quota.clean
   - {{ tplroot }}.performance.dns_cache_clean
 

@@ -2,7 +2,7 @@
 # vim: ft=sls
 {#- Everything: packages, main.cf/master.cf, the running service, the
     always-on hardening and performance settings, and every feature the
-    pillar enables. #}
+    pillar enables (postfix.config brings in the ones main.cf names). #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import postfix with context %}
 
@@ -12,8 +12,6 @@ include:
   - {{ tplroot }}.service
   - {{ tplroot }}.hardening
   - {{ tplroot }}.performance
-{%- for feature in ('submission', 'postfixadmin', 'relay', 'dovecot', 'quota') %}
-{%-   if postfix[feature].enabled %}
-  - {{ tplroot }}.{{ feature }}
-{%-   endif %}
-{%- endfor %}
+{%- if postfix.submission.enabled %}
+  - {{ tplroot }}.submission
+{%- endif %}

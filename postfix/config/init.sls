@@ -3,12 +3,18 @@
 {#- All main.cf parameters in one postconf.parameters state, all master.cf
     services in one postconf.services state. postfix_records turns the pillar
     into those records (and refuses bad pillar while this file renders, so
-    nothing is applied). Feature states add their files with require_in. #}
+    nothing is applied). main.cf names what enabled features provide (lookup
+    table files, Dovecot's LMTP, SASL and quota-status sockets), so their
+    states come with it whichever sub-state is applied; they add their files
+    with require_in. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import postfix with context %}
 
 include:
   - {{ tplroot }}.package
+{%- for feature in ('postfixadmin', 'relay', 'dovecot', 'quota') if postfix[feature].enabled %}
+  - {{ tplroot }}.{{ feature }}
+{%- endfor %}
 
 postfix-config-main-cf:
   postconf.parameters:

@@ -13,7 +13,8 @@ postfix-performance-dns-cache-clean-resolv-conf-restored:
     - name: {{ cache.resolv_conf }}
     - source: {{ saved_resolv_conf }}
     - onlyif:
-      - test -e {{ saved_resolv_conf }}
+      - fun: file.file_exists
+        path: {{ saved_resolv_conf }}
 
 postfix-performance-dns-cache-clean-service-dead:
   pidfile_service.dead:

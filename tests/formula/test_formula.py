@@ -6,14 +6,18 @@ and checks several things after each.
 
 import math
 import pathlib
+import re
+import secrets
 import smtplib
 import stat
+import subprocess
 
 import yaml
 
 from tests.formula.conftest import PILLAR_EXAMPLE
 from tests.harness.netns import ADDRESSES
-from tests.harness.sandbox_pillar import create_database
+from tests.harness.procs import alive
+from tests.harness.sandbox_pillar import create_database, dovecot_dir
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEFAULTS = yaml.safe_load((REPO / "postfix" / "defaults.yaml").read_text())
@@ -52,6 +56,16 @@ def mode_of(path):
 def test_pillar_example_documents_every_key():
     example = yaml.safe_load(PILLAR_EXAMPLE.read_text())
     assert sorted(key_paths(DEFAULTS)) == sorted(key_paths(example))
+
+
+def test_requisites_call_functions_not_shell_commands():
+    """onlyif/unless entries are `fun:` calls (a string there would run through a shell)."""
+    shell_requisites = [
+        f"{path.relative_to(REPO)}: {match.group(0).strip()}"
+        for path in (REPO / "postfix").rglob("*.sls")
+        for match in re.finditer(r"- (onlyif|unless):\s*\n\s*- (?!fun:).*", path.read_text())
+    ]
+    assert not shell_requisites
 
 
 def test_pillar_example_primary_mx(formula_sandbox, pg):
@@ -186,19 +200,39 @@ def test_hardening_explicit_list_and_preset(formula_sandbox):
 
 
 def test_performance_alone_sizes_the_process_limit(formula_sandbox):
-    """R8/R9 alone: biff off, process_limit auto from the minion's memory."""
+    """R8/R9 alone: biff off, process_limit auto from the minion's memory; postfix.clean then
+    leaves alone a Dovecot the formula never set up."""
     sandbox = formula_sandbox
-    performance = {"process_limit": "auto", "process_memory_mb": 64, "memory_share": 0.25}
-    sandbox.apply_ok({"postfix": {"performance": performance}}, sls="postfix.performance")
+    performance = {"postfix": {"performance": {"process_limit": "auto", "process_memory_mb": 64,
+                                               "memory_share": 0.25}}}
+    sandbox.apply_ok(performance, sls="postfix.performance")
     mem_total_mb = int(pathlib.Path("/proc/meminfo").read_text().split()[1]) // 1024
     main_cf = sandbox.main_cf()
     assert main_cf["default_process_limit"] == str(max(1, math.floor(mem_total_mb * 0.25 / 64)))
     assert main_cf["biff"] == "no"
     assert sandbox.instance.status(), "postfix.performance starts Postfix"
 
+    others_conf = dovecot_dir(sandbox.instance) / "etc" / "dovecot.conf"
+    others_pidfile = dovecot_dir(sandbox.instance) / "run" / "master.pid"
+    for path in (others_conf, others_pidfile):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    others_conf.write_text("# the host's own Dovecot\n")
+    others_daemon = subprocess.Popen(["sleep", "300"])
+    try:
+        others_pidfile.write_text(f"{others_daemon.pid}\n")
+        sandbox.apply_ok(performance, sls="postfix.clean")
+        assert "default_process_limit" not in sandbox.main_cf()
+        assert others_conf.read_text() == "# the host's own Dovecot\n"
+        assert alive(others_daemon.pid)
+    finally:
+        others_pidfile.unlink()
+        others_daemon.kill()
+        others_daemon.wait()
 
-def test_postfixadmin_alone_accepts_known_mailboxes_only(formula_sandbox):
-    """Virtual domains without Dovecot: proxied pgsql tables answer at SMTP time."""
+
+def test_postfixadmin_alone_accepts_known_mailboxes_only(formula_sandbox, pg):
+    """Virtual domains without Dovecot: proxied pgsql tables answer at SMTP time. Any sub-state
+    (here postfix.hardening) writes the tables main.cf names; a changed table reloads Postfix."""
     sandbox = formula_sandbox
     pillar = {"postfix": {
         "hardening": {"helo_restrictions": ["reject_invalid_helo_hostname"]},
@@ -207,7 +241,7 @@ def test_postfixadmin_alone_accepts_known_mailboxes_only(formula_sandbox):
                          "mailboxes": {"user@example.com": {"password": "secret-1", "quota": 0}},
                          "aliases": {"sales@example.com": {"goto": ["user@example.com"]}}},
     }}
-    changed = sandbox.apply_ok(pillar, sls="postfix.postfixadmin")
+    changed = sandbox.apply_ok(pillar, sls="postfix.hardening")
     assert "secret-1" not in repr(changed)
     main_cf = sandbox.main_cf()
     assert "virtual_transport" not in main_cf
@@ -219,6 +253,14 @@ def test_postfixadmin_alone_accepts_known_mailboxes_only(formula_sandbox):
     assert smtp_reply(sandbox.instance, "sales@example.com")[0] == 250
     code, text = smtp_reply(sandbox.instance, "nobody@example.com")
     assert code == 550 and "User unknown in virtual mailbox table" in text
+
+    sandbox.lookup_user = {"name": f"{sandbox.database['dbname']}_lookup2", "password": secrets.token_urlsafe(12)}
+    pg.create_role(sandbox.lookup_user["name"], sandbox.lookup_user["password"])
+    changed = sandbox.apply_ok(pillar, sls="postfix.postfixadmin")
+    assert not any("postfix-config-main-cf" in key for key in changed)
+    reloads = [value["changes"] for key, value in changed.items() if "postfix-service-running" in key]
+    assert reloads == [{"postfix": {"old": "running", "new": "reloaded"}}], "proxymap drops the old tables"
+    assert smtp_reply(sandbox.instance, "user@example.com")[0] == 250
 
 
 def test_all_features_together(formula_sandbox):

@@ -44,6 +44,15 @@ def test_get_refuses_unknown_and_malformed_names(postconf, config):
         postconf.get("bad name", config_dir=str(config))
 
 
+def test_default_ignores_main_cf_and_refuses_unknown_names(postconf, config):
+    postconf.set({"biff": "no"}, config_dir=str(config))
+    assert postconf.default("biff", config_dir=str(config)) == "yes"
+    with pytest.raises(SaltInvocationError, match="unknown Postfix parameter: virtual_mailbox_limit_maps"):
+        postconf.default("virtual_mailbox_limit_maps", config_dir=str(config))
+    with pytest.raises(SaltInvocationError, match="bad name"):
+        postconf.default("bad name", config_dir=str(config))
+
+
 def test_show_lists_explicit_settings_or_everything(postconf, config):
     explicit = postconf.show(config_dir=str(config))
     assert explicit["myhostname"] == "mx1.example.test"

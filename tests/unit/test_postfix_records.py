@@ -9,6 +9,9 @@ from salt.exceptions import SaltInvocationError
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEFAULTS = yaml.safe_load((REPO / "postfix" / "defaults.yaml").read_text())["postfix"]
+#: the start of Postfix 3.7's default proxy_read_maps
+PROXY_READ_MAPS = "$local_recipient_maps $virtual_alias_maps $virtual_mailbox_maps $virtual_mailbox_domains " \
+    "$relay_recipient_maps $relay_domains $smtpd_sender_login_maps"
 
 
 def _load_module():
@@ -19,6 +22,22 @@ def _load_module():
 
 
 records = _load_module()
+
+
+@pytest.fixture(autouse=True)
+def postconf_default(monkeypatch):
+    """Stand-in for the postconf module's `default` on a stock Postfix (no VDA
+    patch); the list of (name, config_dir) it was asked for."""
+    calls = []
+
+    def default(name, config_dir=None):
+        calls.append((name, config_dir))
+        if name != "proxy_read_maps":
+            raise SaltInvocationError(f"unknown Postfix parameter: {name}")
+        return PROXY_READ_MAPS
+
+    monkeypatch.setattr(records, "__salt__", {"postconf.default": default}, raising=False)
+    return calls
 
 
 def settings(**overrides):
@@ -167,20 +186,17 @@ def test_dovecot_quota_adds_the_policy_service():
     assert params["virtual_transport"] == "lmtp:unix:private/dovecot-lmtp"
 
 
-@pytest.fixture
-def postconf_calls(monkeypatch):
-    """Stand-in for the host's `postconf -d -h proxy_read_maps` (a short default)."""
-    calls = []
-
-    def run_all(argv, **kwargs):
-        calls.append(argv)
-        return {"retcode": 0, "stdout": "$relay_domains\n", "stderr": ""}
-
-    monkeypatch.setattr(records, "__salt__", {"cmd.run_all": run_all}, raising=False)
-    return calls
+def test_dovecot_quota_policy_service_must_be_dovecots_quota_status():
+    quota = {"enabled": True, "backend": "dovecot"}
+    listen = {"quota_status_listen": {"address": "127.0.0.5", "port": 10030}}
+    params = main(quota={**quota, "policy_service": "inet:127.0.0.5:10030"}, dovecot=listen)
+    assert params["smtpd_recipient_restrictions"] == "check_policy_service inet:127.0.0.5:10030"
+    refusal = r"postfix:quota:policy_service \(inet:127.0.0.1:12340\) must be inet:127.0.0.5:10030 or null"
+    with pytest.raises(SaltInvocationError, match=refusal):
+        main(quota={**quota, "policy_service": "inet:127.0.0.1:12340"}, dovecot=listen)
 
 
-def test_vda_quota_writes_the_documents_parameters(postconf_calls):
+def test_vda_quota_writes_the_documents_parameters():
     params = main(vda=True, quota={"enabled": True, "backend": "vda"}, postfixadmin={"enabled": True},
                   dovecot={"enabled": True})
     expected = {
@@ -199,10 +215,32 @@ def test_vda_quota_writes_the_documents_parameters(postconf_calls):
     assert "virtual_transport" not in params, "VDA quotas only work with virtual(8) delivery"
 
 
-def test_proxied_limit_map_is_added_to_postfixs_proxy_read_maps(postconf_calls):
+def test_proxied_limit_map_is_added_to_postfixs_proxy_read_maps(postconf_default):
     params = main(vda=True, quota={"enabled": True, "backend": "vda"})
-    assert params["proxy_read_maps"] == "$relay_domains $virtual_mailbox_limit_maps"
-    assert postconf_calls == [["postconf", "-c", "/etc/postfix", "-d", "-h", "proxy_read_maps"]]
+    assert params["proxy_read_maps"] == f"{PROXY_READ_MAPS} $virtual_mailbox_limit_maps"
+    assert postconf_default == [("proxy_read_maps", "/etc/postfix")]
+
+
+def test_proxied_maps_from_raw_main_are_added_to_proxy_read_maps():
+    raw = {"sender_bcc_maps": "proxy:pgsql:/etc/postfix/bcc.cf", "smtpd_sender_login_maps": "proxy:pgsql:/x.cf"}
+    assert main(main=raw)["proxy_read_maps"] == f"{PROXY_READ_MAPS} $sender_bcc_maps"
+
+
+def test_proxy_read_maps_from_raw_main_wins():
+    raw = {"sender_bcc_maps": "proxy:pgsql:/etc/postfix/bcc.cf", "proxy_read_maps": "$sender_bcc_maps"}
+    assert main(main=raw)["proxy_read_maps"] == "$sender_bcc_maps"
+
+
+def test_queue_directory_is_refused_in_raw_main():
+    with pytest.raises(SaltInvocationError, match="postfix:main:queue_directory: is set only through "
+                                                  "postfix:performance:queue:directory, got '/srv/queue'"):
+        main(main={"queue_directory": "/srv/queue"})
+
+
+def test_vda_support_is_postconf_knowing_the_patchs_parameter(monkeypatch):
+    assert records.vda_supported("/etc/postfix") is False
+    monkeypatch.setitem(records.__salt__, "postconf.default", lambda name, config_dir=None: "")
+    assert records.vda_supported("/etc/postfix") is True
 
 
 def test_auto_quota_picks_vda_on_a_patched_postfix():
@@ -270,6 +308,31 @@ def test_submission_options_and_raw_master_override():
     assert submission["options"]["smtpd_tls_security_level"] == "encrypt"
     assert submission["options"]["smtpd_tls_auth_only"] == "yes"
     assert services["smtps/inet"] == {"enabled": False}
+
+
+def test_option_values_go_to_postconf_as_given_and_null_drops_them():
+    pillar = settings(
+        submission={"enabled": True, "options": {"smtpd_tls_auth_only": False, "smtpd_sasl_type": None}},
+        master={"relay/unix": {"command": "smtp", "options": {"smtp_helo_timeout": None, "smtp_tls_loglevel": 1}}},
+    )
+    services = records.master(pillar)
+    assert services["submission/inet"]["options"]["smtpd_tls_auth_only"] is False, "postconf writes it as no"
+    assert "smtpd_sasl_type" not in services["submission/inet"]["options"]
+    assert services["relay/unix"]["options"] == {"smtp_tls_loglevel": 1}
+    assert pillar["master"]["relay/unix"]["options"]["smtp_helo_timeout"] is None, "the pillar is not changed"
+
+
+def test_sasl_path_defaults_to_dovecots_auth_socket():
+    pillar = settings(submission={"enabled": True}, dovecot={"enabled": True, "auth_socket": "private/dovecot-auth"})
+    assert records.master(pillar)["submission/inet"]["options"]["smtpd_sasl_path"] == "private/dovecot-auth"
+
+
+def test_sasl_path_must_be_the_formulas_dovecot_auth_socket():
+    submission = {"enabled": True, "sasl": {"path": "private/auth-other"}}
+    with pytest.raises(SaltInvocationError, match="postfix:submission:sasl:path: must be null or private/auth"):
+        records.master(settings(submission=submission, dovecot={"enabled": True}))
+    own_dovecot = records.master(settings(submission=submission))
+    assert own_dovecot["submission/inet"]["options"]["smtpd_sasl_path"] == "private/auth-other"
 
 
 @pytest.mark.parametrize(
