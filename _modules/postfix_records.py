@@ -62,7 +62,14 @@ VDA_PARAMETERS = {
 #: every pgsql lookup table the formula can write, by the feature that uses it
 TABLES_BY_FEATURE = {
     "relay": ("relay_domains", "relay_recipient_maps"),
-    "postfixadmin": ("virtual_mailbox_domains", "virtual_mailbox_maps", "virtual_alias_maps"),
+    "postfixadmin": (
+        "virtual_mailbox_domains",
+        "virtual_mailbox_maps",
+        "virtual_alias_domain_mailbox_maps",
+        "virtual_alias_maps",
+        "virtual_alias_domain_maps",
+        "virtual_alias_domain_catchall_maps",
+    ),
     "vda": ("virtual_mailbox_limit_maps",),
 }
 
@@ -244,6 +251,10 @@ def _map(settings, table):
     return f"{prefix}{tables_dir(settings)}/{table}.cf"
 
 
+def _maps(settings, *tables):
+    return ", ".join(_map(settings, table) for table in tables)
+
+
 def quota_backend(settings, vda=None):
     """
     The quota backend in use: ``vda`` or ``dovecot`` (``auto`` picks ``vda``
@@ -332,8 +343,11 @@ def _mailbox_quotas(settings):
 def _virtual(settings, lmtp):
     params = {
         "virtual_mailbox_domains": _map(settings, "virtual_mailbox_domains"),
-        "virtual_mailbox_maps": _map(settings, "virtual_mailbox_maps"),
-        "virtual_alias_maps": _map(settings, "virtual_alias_maps"),
+        # postfixadmin's alias domains resolve through their target domain's users
+        "virtual_mailbox_maps": _maps(settings, "virtual_mailbox_maps", "virtual_alias_domain_mailbox_maps"),
+        "virtual_alias_maps": _maps(
+            settings, "virtual_alias_maps", "virtual_alias_domain_maps", "virtual_alias_domain_catchall_maps"
+        ),
         "virtual_mailbox_base": _get(settings, "dovecot:mail_root"),
         "virtual_uid_maps": f"static:{_positive_int('dovecot:vmail_uid', _get(settings, 'dovecot:vmail_uid'))}",
         "virtual_gid_maps": f"static:{_positive_int('dovecot:vmail_gid', _get(settings, 'dovecot:vmail_gid'))}",

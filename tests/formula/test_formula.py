@@ -27,7 +27,17 @@ STRICT_HELO = ("permit_sasl_authenticated, reject_invalid_helo_hostname, reject_
                "reject_non_fqdn_helo_hostname")
 #: a sandbox address no instance gets, so not in any instance's mynetworks
 OUTSIDE_CLIENT = ADDRESSES[-1]
-VIRTUAL_TABLES = ("virtual_mailbox_domains", "virtual_mailbox_maps", "virtual_alias_maps")
+#: main.cf's virtual_* parameters and the pgsql tables each names (alias domains as postfixadmin resolves them)
+VIRTUAL_MAPS = {
+    "virtual_mailbox_domains": ("virtual_mailbox_domains",),
+    "virtual_mailbox_maps": ("virtual_mailbox_maps", "virtual_alias_domain_mailbox_maps"),
+    "virtual_alias_maps": ("virtual_alias_maps", "virtual_alias_domain_maps", "virtual_alias_domain_catchall_maps"),
+}
+VIRTUAL_TABLES = tuple(table for tables in VIRTUAL_MAPS.values() for table in tables)
+
+
+def proxied(tables_dir, tables):
+    return ", ".join(f"proxy:pgsql:{tables_dir}/{table}.cf" for table in tables)
 
 
 def key_paths(tree, prefix=()):
@@ -83,8 +93,9 @@ def test_pillar_example_primary_mx(formula_sandbox, pg):
     assert main_cf["smtpd_banner"] == "$myhostname ESMTP NO UCE"
     assert main_cf["default_process_limit"] == "75"
     assert main_cf["delay_warning_time"] == "4h", "postfix:main is merged in"
+    for parameter, tables in VIRTUAL_MAPS.items():
+        assert main_cf[parameter] == proxied(tables_dir, tables)
     for table in VIRTUAL_TABLES:
-        assert main_cf[table] == f"proxy:pgsql:{tables_dir}/{table}.cf"
         assert mode_of(tables_dir / f"{table}.cf") == 0o640
     assert main_cf["virtual_transport"] == "lmtp:unix:private/dovecot-lmtp"
     assert main_cf["smtpd_recipient_restrictions"] == f"check_policy_service inet:{instance.address}:12340"
@@ -237,7 +248,7 @@ def test_postfixadmin_alone_accepts_known_mailboxes_only(formula_sandbox, pg):
     pillar = {"postfix": {
         "hardening": {"helo_restrictions": ["reject_invalid_helo_hostname"]},
         "postfixadmin": {"enabled": True,
-                         "domains": {"example.com": {"description": "Example"}},
+                         "domains": {"example.com": {"description": "Example"}, "example.org": {}},
                          "mailboxes": {"user@example.com": {"password": "secret-1", "quota": 0}},
                          "aliases": {"sales@example.com": {"goto": ["user@example.com"]}}},
     }}
@@ -253,6 +264,12 @@ def test_postfixadmin_alone_accepts_known_mailboxes_only(formula_sandbox, pg):
     assert smtp_reply(sandbox.instance, "sales@example.com")[0] == 250
     code, text = smtp_reply(sandbox.instance, "nobody@example.com")
     assert code == 550 and "User unknown in virtual mailbox table" in text
+    # example.org becomes a postfixadmin alias domain of example.com: its users are example.com's
+    pg.psql("INSERT INTO alias_domain (alias_domain, target_domain) VALUES ('example.org', 'example.com')",
+            sandbox.database["dbname"])
+    assert smtp_reply(sandbox.instance, "user@example.org")[0] == 250
+    assert smtp_reply(sandbox.instance, "sales@example.org")[0] == 250
+    assert smtp_reply(sandbox.instance, "nobody@example.org")[0] == 550
 
     sandbox.lookup_user = {"name": f"{sandbox.database['dbname']}_lookup2", "password": secrets.token_urlsafe(12)}
     pg.create_role(sandbox.lookup_user["name"], sandbox.lookup_user["password"])
@@ -270,9 +287,10 @@ def test_all_features_together(formula_sandbox):
     sandbox.apply_ok(PILLAR_EXAMPLE, together)
     main_cf = sandbox.main_cf()
     tables_dir = sandbox.instance.config_dir / "pgsql"
-    for name in ("relay_domains", "relay_recipient_maps", *VIRTUAL_TABLES):
-        assert main_cf[name] == f"proxy:pgsql:{tables_dir}/{name}.cf"
-        assert (tables_dir / f"{name}.cf").exists()
+    for name, tables in {"relay_domains": ("relay_domains",), "relay_recipient_maps": ("relay_recipient_maps",),
+                         **VIRTUAL_MAPS}.items():
+        assert main_cf[name] == proxied(tables_dir, tables)
+        assert all((tables_dir / f"{table}.cf").exists() for table in tables)
     assert int(main_cf["default_process_limit"]) > 1
     assert "submission/inet" in sandbox.service_lines()
     assert sandbox.instance.status()

@@ -169,7 +169,14 @@ def test_relay_restrictions_must_end_with_reject_unauth_destination():
 def test_postfixadmin_virtual_maps_deliver_over_lmtp_with_dovecot():
     params = main(postfixadmin={"enabled": True}, dovecot={"enabled": True})
     assert params["virtual_mailbox_domains"] == "proxy:pgsql:/etc/postfix/pgsql/virtual_mailbox_domains.cf"
-    assert params["virtual_alias_maps"] == "proxy:pgsql:/etc/postfix/pgsql/virtual_alias_maps.cf"
+    tables = "proxy:pgsql:/etc/postfix/pgsql"
+    assert params["virtual_mailbox_maps"] == (
+        f"{tables}/virtual_mailbox_maps.cf, {tables}/virtual_alias_domain_mailbox_maps.cf"
+    )
+    assert params["virtual_alias_maps"] == (
+        f"{tables}/virtual_alias_maps.cf, {tables}/virtual_alias_domain_maps.cf, "
+        f"{tables}/virtual_alias_domain_catchall_maps.cf"
+    )
     assert params["virtual_transport"] == "lmtp:unix:private/dovecot-lmtp"
     assert params["virtual_uid_maps"] == "static:5000"
 
@@ -361,7 +368,8 @@ def test_table_files_by_feature():
     assert records.all_tables(settings(postfixadmin={"tables_dir": "/srv/maps"})) == {
         name: f"/srv/maps/{name}.cf"
         for name in ("relay_domains", "relay_recipient_maps", "virtual_mailbox_domains", "virtual_mailbox_maps",
-                     "virtual_alias_maps", "virtual_mailbox_limit_maps")
+                     "virtual_alias_domain_mailbox_maps", "virtual_alias_maps", "virtual_alias_domain_maps",
+                     "virtual_alias_domain_catchall_maps", "virtual_mailbox_limit_maps")
     }
     with pytest.raises(SaltInvocationError, match="unknown feature 'quota'"):
         records.feature_tables("quota")
