@@ -272,6 +272,41 @@ def reload(config_dir=None):
     return True
 
 
+def set_permissions(config_dir=None):
+    """
+    Set the ownership and permissions of Postfix's files and directories,
+    creating what is missing in the queue (``postfix set-permissions``).
+    Returns True; raises CommandExecutionError with Postfix's message.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix.set_permissions
+        salt '*' postfix.set_permissions config_dir=/etc/postfix-out
+    """
+    _run_checked(_postfix("set-permissions", config_dir))
+    return True
+
+
+def repair_queue(config_dir=None):
+    """
+    Check the queue's structure and rename queue files whose name does not
+    match their inode number, e.g. after the queue was copied (``postsuper``
+    without options). Returns True; raises CommandExecutionError with
+    Postfix's message.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix.repair_queue
+        salt '*' postfix.repair_queue config_dir=/etc/postfix-out
+    """
+    _run_checked(["postsuper", *_config_args(config_dir)])
+    return True
+
+
 def queue(config_dir=None):
     """
     List the messages in the mail queue, as ``postqueue -j`` describes them.
@@ -328,28 +363,30 @@ def _postsuper(option, queue_id, config_dir):
     return sum(int(count) for count in POSTSUPER_COUNT.findall(result["messages"]))
 
 
-def requeue(queue_id="ALL", config_dir=None):
+def requeue(queue_id, config_dir=None):
     """
     Requeue messages (``postsuper -r``): they get new queue ids and are
     processed again. Returns the number of messages requeued.
 
-    queue_id: a queue id, a list of queue ids, or "ALL".
+    queue_id is required: a queue id, a list of queue ids, or "ALL" for
+    every queued message.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt '*' postfix.requeue
-        salt '*' postfix.requeue queue_id=3F2A1C0B7D config_dir=/etc/postfix-out
+        salt '*' postfix.requeue 3F2A1C0B7D
+        salt '*' postfix.requeue ALL config_dir=/etc/postfix-out
     """
     return _postsuper("-r", queue_id, config_dir)
 
 
-def hold(queue_id="ALL", config_dir=None):
+def hold(queue_id, config_dir=None):
     """
     Put messages on hold (``postsuper -h``). Returns how many were put on hold.
 
-    queue_id: a queue id, a list of queue ids, or "ALL".
+    queue_id is required: a queue id, a list of queue ids, or "ALL" for
+    every queued message.
 
     CLI Example:
 
@@ -361,11 +398,12 @@ def hold(queue_id="ALL", config_dir=None):
     return _postsuper("-h", queue_id, config_dir)
 
 
-def release(queue_id="ALL", config_dir=None):
+def release(queue_id, config_dir=None):
     """
     Release messages from hold (``postsuper -H``). Returns how many were released.
 
-    queue_id: a queue id, a list of queue ids, or "ALL".
+    queue_id is required: a queue id, a list of queue ids, or "ALL" for
+    every queued message.
 
     CLI Example:
 

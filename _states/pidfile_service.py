@@ -3,7 +3,11 @@ Keep a daemon running by its own commands, without an init system.
 
 Dovecot, unbound and dnsmasq daemonize and write a pid file; this state
 starts them with their own command line when that pid file names no live
-process, and reloads (or restarts) them when a watched state changed.
+process running the daemon's program, and reloads (or restarts) them when a
+watched state changed. A stale pid file whose PID now belongs to another
+program counts as "not running" (that process is never signalled), and so
+does a zombie. With ``probe``, the daemon counts as running only once that
+command succeeds (e.g. a DNS query to the resolver just started).
 
 .. code-block:: yaml
 
@@ -22,31 +26,53 @@ import subprocess
 import tempfile
 import time
 
+import salt.utils.files
+import salt.utils.path
+
 __virtualname__ = "pidfile_service"
 
 POLL_INTERVAL = 0.1
 #: seconds a start or reload command may take (it must daemonize, not stay)
 COMMAND_TIMEOUT = 60
+#: how /proc/PID/exe names a binary that was replaced since the process started
+DELETED = " (deleted)"
 
 
 def __virtual__():
+    if not os.path.isdir("/proc/self"):
+        return (False, "pidfile_service reads /proc to tell a daemon from a stale pid file: no /proc here")
     return __virtualname__
 
 
-def _pid(pidfile):
-    """The live process named by PIDFILE, or None."""
+def _program(executable):
+    """The real path of EXECUTABLE (a name looked up on PATH, or a path)."""
+    return os.path.realpath(salt.utils.path.which(executable) or executable)
+
+
+def _runs(pid, program):
+    """True if PID is a live process (not a zombie) running PROGRAM.
+
+    A pid file outlives its daemon, and the kernel hands its PID to the next
+    process: only the executable tells the daemon from a stranger.
+    """
     try:
-        with open(pidfile, encoding="ascii") as handle:
+        with salt.utils.files.fopen(f"/proc/{pid}/stat", "r") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+        running = os.readlink(f"/proc/{pid}/exe")
+    except (OSError, IndexError):
+        return False
+    # an upgraded package leaves the daemon running its removed binary
+    return state != "Z" and running.removesuffix(DELETED) == program
+
+
+def _pid(pidfile, program):
+    """The PID in PIDFILE if that process is alive and runs PROGRAM, else None."""
+    try:
+        with salt.utils.files.fopen(pidfile, "r") as handle:
             pid = int(handle.read().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return pid
+    return pid if _runs(pid, program) else None
 
 
 def _wait(predicate, timeout):
@@ -78,41 +104,62 @@ def _run(argv):
     return message or f"{argv[0]} exited with status {proc.returncode}"
 
 
-def _start(name, start, pidfile, timeout):
-    """Start the daemon; return (pid, None) or (None, error)."""
-    error = _run(start)
+def _answering(name, probe, timeout):
+    """None if PROBE succeeds within TIMEOUT seconds (at once without one), else why not."""
+    if not probe:
+        return None
+    errors = []
+
+    def answers():
+        errors[:] = [_run(probe)]
+        return errors[0] is None
+
+    if _wait(answers, timeout):
+        return None
+    return f"{name} runs but does not answer {' '.join(probe)}: {errors[0]}"
+
+
+def _start(name, daemon):
+    """Start the daemon; return (its pid or None, None or the error)."""
+    error = _run(daemon["start"])
     if error:
         return None, f"{name} failed to start: {error}"
-    if not _wait(lambda: _pid(pidfile), timeout):
-        return None, f"{name} did not write a live pid to {pidfile} within {timeout}s"
-    return _pid(pidfile), None
+    pidfile, timeout = daemon["pidfile"], daemon["timeout"]
+    if not _wait(lambda: _pid(pidfile, daemon["program"]), timeout):
+        return None, f"{name} did not write the pid of a live {daemon['program']} to {pidfile} within {timeout}s"
+    return _pid(pidfile, daemon["program"]), _answering(name, daemon["probe"], timeout)
 
 
-def _stop(pid, timeout):
+def _stop(pid, program, timeout):
     """SIGTERM PID and wait until it is gone; True when it is."""
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return True
+    return _wait(lambda: not _runs(pid, program), timeout)
 
-    def gone():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
 
-    return _wait(gone, timeout)
+def _daemon(start, pidfile, executable, probe, timeout):
+    """The settings every function here passes around, with the program resolved."""
+    return {"start": start, "pidfile": pidfile, "program": _program(executable or start[0]), "probe": probe,
+            "timeout": timeout}
 
 
 def _ret(name):
     return {"name": name, "result": True, "changes": {}, "comment": ""}
 
 
-def running(name, start, pidfile, reload=None, timeout=15):
+def _started(ret, name, daemon):
+    new_pid, error = _start(name, daemon)
+    changes = {"pid": {"old": None, "new": new_pid}} if new_pid else {}
+    ret.update(result=error is None, comment=error or f"{name} started", changes=changes)
+    return ret
+
+
+def running(name, start, pidfile, reload=None, executable=None, probe=None, timeout=15):
     """
     Ensure the daemon NAME runs: start it with START when PIDFILE names no
-    live process.
+    live process running its program.
 
     name
         What to call the daemon in comments.
@@ -123,27 +170,32 @@ def running(name, start, pidfile, reload=None, timeout=15):
     reload
         Argument list that makes the running daemon re-read its
         configuration (used on ``watch``); None restarts it instead.
+    executable
+        The daemon's program (a name looked up on PATH, or a path); the
+        process a pid file names must run it. Default: ``start[0]``.
+    probe
+        Argument list that succeeds once the daemon serves (e.g. a query to
+        it). After a start, reload or restart it is retried for up to
+        TIMEOUT seconds; on a daemon already running it is run once. The
+        state fails while it fails.
     timeout
-        Seconds to wait for the pid file after a start, and for the process
-        to end on a restart.
+        Seconds to wait for the pid file (and the probe) after a start, and
+        for the process to end on a restart.
     """
     ret = _ret(name)
-    pid = _pid(pidfile)
+    daemon = _daemon(start, pidfile, executable, probe, timeout)
+    pid = _pid(pidfile, daemon["program"])
     if pid:
-        ret["comment"] = f"{name} is running (pid {pid})"
+        error = _answering(name, probe, 0)
+        ret.update(result=error is None, comment=error or f"{name} is running (pid {pid})")
         return ret
     if __opts__["test"]:
         ret.update(result=None, comment=f"{name} would be started", changes={"pid": {"old": None, "new": "started"}})
         return ret
-    new_pid, error = _start(name, start, pidfile, timeout)
-    if error:
-        ret.update(result=False, comment=error)
-        return ret
-    ret.update(comment=f"{name} started", changes={"pid": {"old": None, "new": new_pid}})
-    return ret
+    return _started(ret, name, daemon)
 
 
-def dead(name, pidfile, timeout=15):
+def dead(name, pidfile, executable=None, timeout=15):
     """
     Ensure the daemon whose pid PIDFILE names is not running (SIGTERM).
 
@@ -151,53 +203,58 @@ def dead(name, pidfile, timeout=15):
         What to call the daemon in comments.
     pidfile
         The pid file the daemon wrote.
+    executable
+        The daemon's program (a name looked up on PATH, or a path); a
+        process that runs anything else is left alone. Default: NAME.
     timeout
         Seconds to wait for the process to end.
     """
     ret = _ret(name)
-    pid = _pid(pidfile)
+    program = _program(executable or name)
+    pid = _pid(pidfile, program)
     if not pid:
         ret["comment"] = f"{name} is not running"
         return ret
     if __opts__["test"]:
         ret.update(result=None, comment=f"{name} would be stopped", changes={"pid": {"old": pid, "new": None}})
         return ret
-    if not _stop(pid, timeout):
+    if not _stop(pid, program, timeout):
         ret.update(result=False, comment=f"{name} (pid {pid}) did not stop within {timeout}s")
         return ret
     ret.update(comment=f"{name} stopped", changes={"pid": {"old": pid, "new": None}})
     return ret
 
 
-def _restart(name, start, pidfile, pid, timeout):
-    """Stop PID, start the daemon again; return (new pid, None) or (None, error)."""
-    if not _stop(pid, timeout):
-        return None, f"{name} (pid {pid}) did not stop within {timeout}s"
-    return _start(name, start, pidfile, timeout)
+def _restart(name, daemon, pid):
+    """Stop PID and start the daemon again; return (changes, error or None)."""
+    if not _stop(pid, daemon["program"], daemon["timeout"]):
+        return {}, f"{name} (pid {pid}) did not stop within {daemon['timeout']}s"
+    new_pid, error = _start(name, daemon)
+    return {"pid": {"old": pid, "new": new_pid}}, error
 
 
-def mod_watch(name, start, pidfile, reload=None, timeout=15, **kwargs):
+def _reload(name, daemon, reload):
+    """Run RELOAD, then the probe; return (changes, error or None)."""
+    error = _run(reload)
+    if error:
+        return {}, f"{name} failed to reload: {error}"
+    return {"reloaded": True}, _answering(name, daemon["probe"], daemon["timeout"])
+
+
+def mod_watch(name, start, pidfile, reload=None, executable=None, probe=None, timeout=15, **kwargs):
     """
     A watched state changed: reload the daemon with RELOAD, or restart it
     when it has no reload command; start it when it is not running.
     """
-    pid = _pid(pidfile)
+    daemon = _daemon(start, pidfile, executable, probe, timeout)
+    pid = _pid(pidfile, daemon["program"])
     if not pid:
-        return running(name, start, pidfile, reload=reload, timeout=timeout)
+        return running(name, start, pidfile, reload=reload, executable=executable, probe=probe, timeout=timeout)
     ret = _ret(name)
     action = "reloaded" if reload else "restarted"
     if __opts__["test"]:
         ret.update(result=None, comment=f"{name} would be {action}", changes={action: True})
         return ret
-    if reload:
-        error = _run(reload)
-        error = error and f"{name} failed to reload: {error}"
-        changes = {"reloaded": True}
-    else:
-        new_pid, error = _restart(name, start, pidfile, pid, timeout)
-        changes = {"pid": {"old": pid, "new": new_pid}}
-    if error:
-        ret.update(result=False, comment=error)
-        return ret
-    ret.update(comment=f"{name} {action}", changes=changes)
+    changes, error = _reload(name, daemon, reload) if reload else _restart(name, daemon, pid)
+    ret.update(result=error is None, comment=error or f"{name} {action}", changes=changes)
     return ret

@@ -37,10 +37,15 @@ log = logging.getLogger(__name__)
 __virtualname__ = "postconf"
 
 
+#: what this state calls: the postconf module writes, the postfix module checks the result
+NEEDS = {"postconf": ("postconf.get", "postconf.set", "postconf.set_services"), "postfix": ("postfix.check",)}
+
+
 def __virtual__():
-    if "postconf.set" in __salt__:
-        return __virtualname__
-    return (False, "the postconf state needs the postconf execution module")
+    for module, functions in NEEDS.items():
+        if not all(function in __salt__ for function in functions):
+            return (False, f"the postconf state needs the {module} execution module (is Postfix installed?)")
+    return __virtualname__
 
 
 def _config_file(config_dir, filename):

@@ -12,21 +12,34 @@ the queue with owners, modes and times (``cp -a``), check that every queue
 file arrived, point ``queue_directory`` at NAME, let ``postfix
 set-permissions`` fix ownership and create what is missing, rename the
 queue files after their new inode numbers (``postsuper``), and start
-Postfix again if it ran before. The old directory is kept untouched (remove
-it by hand once satisfied). On failure the old queue directory is restored
-and Postfix restarted there.
+Postfix again if it ran before. Mail submitted with sendmail(1) while
+Postfix was stopped lands in the old maildrop: once queue_directory points
+at NAME, those files are moved into the new maildrop. Apart from them the
+old directory is kept untouched (remove it by hand once satisfied). On any
+failure queue_directory is set back and Postfix started on the old queue.
 """
 
+import logging
 import os
 import shutil
 import tempfile
 
 from salt.exceptions import CommandExecutionError
 
+log = logging.getLogger(__name__)
+
 __virtualname__ = "postfix_queue"
+
+NEEDS = ("postconf.get", "postconf.set", "postfix.status", "postfix.start", "postfix.stop",
+         "postfix.set_permissions", "postfix.repair_queue")
+MAILDROP = "maildrop"
 
 
 def __virtual__():
+    missing = [function for function in NEEDS if function not in __salt__]
+    if missing:
+        return (False, f"the postfix_queue state needs the postconf and postfix execution modules "
+                       f"(is Postfix installed?): {', '.join(missing)} not available")
     return __virtualname__
 
 
@@ -48,22 +61,41 @@ def _run(argv):
 
 
 def _copy(source, target):
-    """Copy the queue SOURCE into TARGET; raise unless every file arrived intact."""
+    """Copy the queue SOURCE into TARGET; raise unless every file arrived intact.
+    Returns the files copied (relative path -> size)."""
     os.makedirs(target, exist_ok=True)
-    _run(["cp", "-a", "--", os.path.join(source, "."), target])
     originals = _queue_files(source)
+    _run(["cp", "-a", "--", os.path.join(source, "."), target])
     copied = _queue_files(target)
     missing = sorted(path for path, size in originals.items() if copied.get(path) != size)
     if missing:
         raise CommandExecutionError(f"queue copy to {target} is incomplete: {', '.join(missing[:10])}")
-    return len(originals)
+    return originals
 
 
 def _switch(target, config_dir):
     """Point queue_directory at TARGET and let Postfix fix the permissions there."""
     __salt__["postconf.set"]({"queue_directory": target}, config_dir=config_dir)
-    argv = ["postfix", *(["-c", config_dir] if config_dir else []), "set-permissions"]
-    _run(argv)
+    __salt__["postfix.set_permissions"](config_dir=config_dir)
+
+
+def _move_late_mail(source, target, copied):
+    """Move the maildrop files postdrop wrote into SOURCE after the copy (not in
+    COPIED) to TARGET's maildrop, owner and mode kept; return how many.
+
+    All are copied before any is removed: a failure leaves them in SOURCE.
+    """
+    late = sorted(set(_queue_files(os.path.join(source, MAILDROP))) - {
+        os.path.relpath(path, MAILDROP) for path in copied if path.startswith(MAILDROP + os.sep)})
+    originals = [os.path.join(source, MAILDROP, filename) for filename in late]
+    for original, filename in zip(originals, late):
+        copy = os.path.join(target, MAILDROP, filename)
+        shutil.copy2(original, copy)
+        status = os.stat(original)
+        os.chown(copy, status.st_uid, status.st_gid)
+    for original in originals:
+        os.unlink(original)
+    return len(late)
 
 
 def _rename_to_inodes(config_dir):
@@ -83,7 +115,7 @@ def _rename_to_inodes(config_dir):
         # An old file: Postfix tools wait for a just-written main.cf to settle.
         stat = os.stat(main_cf)
         os.utime(copy, (stat.st_atime, stat.st_mtime))
-        _run(["postsuper", "-c", scratch])
+        __salt__["postfix.repair_queue"](config_dir=scratch)
 
 
 def _default_config_dir():
@@ -91,10 +123,45 @@ def _default_config_dir():
 
 
 def _rollback(current, config_dir, was_running):
-    """Back to the old queue directory, Postfix running as before."""
-    __salt__["postconf.set"]({"queue_directory": current}, config_dir=config_dir)
+    """Back to the old queue directory, Postfix running as before; return what failed, or None."""
+    try:
+        __salt__["postconf.set"]({"queue_directory": current}, config_dir=config_dir)
+    except CommandExecutionError as exc:
+        return f"queue_directory could not be set back to {current}: {exc}"
+    if not was_running:
+        return None
+    try:
+        __salt__["postfix.start"](config_dir=config_dir)
+    except CommandExecutionError as exc:
+        return f"Postfix did not start again on {current}: {exc}"
+    return None
+
+
+def _move(current, target, config_dir, was_running, moved_files):
+    """Stop Postfix, move the queue from CURRENT to TARGET, start Postfix.
+
+    Fills MOVED_FILES with {"files": copied, "late": moved from the old maildrop}.
+    The late files are moved before ``postsuper`` renames queue files after their inodes.
+    """
+    __salt__["postfix.stop"](config_dir=config_dir)
+    copied = _copy(current, target)
+    moved_files["files"] = len(copied)
+    _switch(target, config_dir)
+    moved_files["late"] = _move_late_mail(current, target, copied)
+    _rename_to_inodes(config_dir)
     if was_running:
         __salt__["postfix.start"](config_dir=config_dir)
+
+
+def _failure(exc, current, target, trouble, late):
+    """The comment of a move that failed with EXC (rollback TROUBLE, LATE files already moved)."""
+    if trouble:
+        comment = f"queue not moved ({exc}) and {trouble}"
+    else:
+        comment = f"queue not moved, Postfix back on {current}: {exc}"
+    if late:
+        comment += f"; {late} messages submitted during the move wait in {target}/{MAILDROP}"
+    return comment
 
 
 def moved(name, config_dir=None):
@@ -122,17 +189,18 @@ def moved(name, config_dir=None):
         return ret
 
     was_running = __salt__["postfix.status"](config_dir=config_dir)
-    __salt__["postfix.stop"](config_dir=config_dir)
+    counts = {"files": 0, "late": 0}
     try:
-        files_copied = _copy(current, target)
-        _switch(target, config_dir)
-        _rename_to_inodes(config_dir)
-        if was_running:
-            __salt__["postfix.start"](config_dir=config_dir)
-    except CommandExecutionError as exc:
-        _rollback(current, config_dir, was_running)
-        ret.update(result=False, comment=f"queue not moved, Postfix back on {current}: {exc}")
+        _move(current, target, config_dir, was_running, counts)
+    except (CommandExecutionError, OSError) as exc:
+        log.error("postfix_queue: moving the queue to %s failed: %s", target, exc)
+        trouble = _rollback(current, config_dir, was_running)
+        ret.update(result=False, comment=_failure(exc, current, target, trouble, counts["late"]))
         return ret
-    changes["files"] = {"old": None, "new": files_copied}
-    ret.update(changes=changes, comment=f"the queue moved from {current} to {target} ({files_copied} files copied)")
+    changes["files"] = {"old": None, "new": counts["files"]}
+    comment = f"the queue moved from {current} to {target} ({counts['files']} files copied"
+    if counts["late"]:
+        changes["late_maildrop_files"] = {"old": None, "new": counts["late"]}
+        comment += f", {counts['late']} submitted meanwhile moved from the old maildrop"
+    ret.update(changes=changes, comment=comment + ")")
     return ret

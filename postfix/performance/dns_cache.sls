@@ -2,10 +2,12 @@
 # vim: ft=sls
 {#- R10: a local caching resolver (unbound or dnsmasq) that Postfix asks:
     installed, configured from postfix:performance:dns_cache, started by its
-    own command (restarted when its configuration changes), then named in
-    resolv.conf - also in the copy a chrooted Postfix service reads. The
+    own command (restarted when its configuration changes), then - once it
+    answers a query for "localhost" on its listen address - named in
+    resolv.conf, also in the copy a chrooted Postfix service reads. The
     resolv.conf found before is kept beside the configuration for
-    dns_cache_clean to put back. #}
+    dns_cache_clean to put back. It listens on loopback only unless
+    allow_remote is set: dnsmasq answers anyone who reaches it. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import postfix with context %}
 {%- from tplroot ~ "/performance/queue_directory.jinja" import queue_directory with context %}
@@ -19,6 +21,9 @@
 {%- endif %}
 {%- if cache.backend == "dnsmasq" and not cache.forwarders %}
 {{-   raise("postfix:performance:dns_cache:forwarders must name the upstream servers: dnsmasq does not resolve on its own") }}
+{%- endif %}
+{%- if not salt["network.is_loopback"](cache.listen) and not cache.get("allow_remote", False) %}
+{{-   raise("postfix:performance:dns_cache:listen " ~ cache.listen ~ " is not a loopback address: other hosts could use the cache as an open resolver (set postfix:performance:dns_cache:allow_remote: true to allow it)") }}
 {%- endif %}
 {%- set backend = backends[cache.backend] %}
 {%- set config_file = cache.config_file or "/etc/postfix-dns-cache/" ~ cache.backend ~ ".conf" %}
@@ -61,6 +66,7 @@ postfix-performance-dns-cache-service-running:
     - name: {{ cache.backend }}
     - start: {{ (backend.start + [config_file]) | json }}
     - pidfile: {{ cache.pidfile }}
+    - probe: {{ ["dig", "@" ~ cache.listen, "-p", "53", "+time=1", "+tries=1", "localhost", "A"] | json }}
     - watch:
       - file: postfix-performance-dns-cache-config-file-managed
 

@@ -3,7 +3,9 @@ the formula, named in resolv.conf, answering from its cache; clean puts the
 old resolv.conf back."""
 
 import json
+import os
 import pathlib
+import signal
 
 import pytest
 
@@ -123,3 +125,29 @@ def test_dnsmasq_without_forwarders_is_refused(cache_site, resolv_conf):
     assert "postfix:performance:dns_cache:forwarders" in json.dumps(result)
     assert resolv_conf.read_text() == original
     assert not (site.base / "dns-cache").exists()
+
+
+def test_resolver_that_does_not_answer_is_not_named_in_resolv_conf(cache_site, upstream, resolv_conf):
+    original = resolv_conf.read_text()
+    apply_cache(cache_site, "dnsmasq")
+    resolv_conf.write_text(original)
+    pid = int((cache_site.base / "dns-cache" / "cache.pid").read_text())
+    os.kill(pid, signal.SIGSTOP)  # hung: its pid file names a live dnsmasq that answers nothing
+    try:
+        rc, result = cache_site.apply("postfix.performance.dns_cache", **cache_site.cache_pillar)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert rc != 0
+    assert f"dnsmasq runs but does not answer dig @{CACHE}" in result[RUNNING.format(backend="dnsmasq")]["comment"]
+    assert resolv_conf.read_text() == original
+
+
+def test_non_loopback_listen_is_refused(cache_site, resolv_conf):
+    original = resolv_conf.read_text()
+    pillar = cache_pillar(cache_site, "dnsmasq")
+    pillar["performance"]["dns_cache"]["listen"] = "192.0.2.53"
+    rc, result = cache_site.apply("postfix.performance.dns_cache", **pillar)
+    assert rc != 0
+    assert "postfix:performance:dns_cache:listen 192.0.2.53 is not a loopback address" in json.dumps(result)
+    assert resolv_conf.read_text() == original
+    assert not (cache_site.base / "dns-cache").exists()

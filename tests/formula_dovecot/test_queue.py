@@ -2,6 +2,7 @@
 mounted noatime, without losing what was queued; Postfix runs on it."""
 
 import json
+import os
 import smtplib
 import time
 
@@ -134,3 +135,45 @@ def test_relative_queue_directory_is_refused(running_postfix):
     assert "'spool2' is not an absolute path" in result[MOVED.format(target="spool2")]["comment"]
     assert instance.postconf("-h", "queue_directory").strip() == str(instance.queue_dir)
     assert instance.status()
+
+
+@pytest.fixture
+def submit_during_switch(tmp_path, monkeypatch):
+    """Make a sendmail(1) submission land while the queue moves: a postconf wrapper first on
+    PATH submits a message just before queue_directory is switched (Postfix is stopped then,
+    so postdrop writes into the old maildrop)."""
+    wrapper_dir = tmp_path / "bin"
+    wrapper_dir.mkdir()
+    wrapper = wrapper_dir / "postconf"
+    wrapper.write_text(
+        "#!/bin/bash\n"
+        'if [[ " $* " == *" -e queue_directory="* ]]; then\n'
+        '  printf "Subject: late\\n\\nsubmitted during the move\\n" |'
+        ' /usr/sbin/sendmail -C "$2" -f late@example.org nobody@elsewhere.invalid\n'
+        "fi\n"
+        'exec /usr/sbin/postconf "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper_dir}:{os.environ['PATH']}")
+
+
+def queued_senders(instance):
+    out = run(["postqueue", "-c", str(instance.config_dir), "-j"]).stdout
+    return [json.loads(line)["sender"] for line in out.splitlines()]
+
+
+def test_mail_submitted_during_the_move_follows_the_queue(states, running_postfix, sandbox_base,
+                                                          submit_during_switch):
+    instance = running_postfix
+    target = sandbox_base / "h4b-queue-late"
+    ret = states.postfix_queue.moved(name=str(target), config_dir=str(instance.config_dir))
+    assert ret.result is True, ret.comment
+    assert ret.changes["late_maildrop_files"] == {"old": None, "new": 1}
+    assert list((instance.queue_dir / "maildrop").iterdir()) == []
+    assert instance.status()
+    for _ in range(100):
+        if queued_senders(instance) == ["late@example.org"]:
+            break
+        time.sleep(0.1)
+    assert queued_senders(instance) == ["late@example.org"]
+    assert not list((target / "maildrop").iterdir()), "pickup took the moved file in"

@@ -1,6 +1,7 @@
 """The postfix execution module against real sandboxed Postfix instances."""
 
 import os
+import shutil
 import smtplib
 import socket
 import threading
@@ -210,3 +211,36 @@ def test_bad_queue_ids_are_refused_before_anything_runs(modules, bad_id, tmp_pat
 def test_delete_needs_an_explicit_queue_id(modules):
     with pytest.raises(TypeError):
         modules.postfix.delete()
+
+
+def test_hold_release_requeue_need_an_explicit_queue_id(modules):
+    for operation in (modules.postfix.hold, modules.postfix.release, modules.postfix.requeue):
+        with pytest.raises(TypeError):
+            operation()
+
+
+def test_set_permissions_repairs_the_queue(modules, postfix_sandbox):
+    hold = postfix_sandbox.queue_dir / "hold"
+    hold.mkdir(mode=0o755)  # as root, world-readable: not how Postfix wants it
+    assert modules.postfix.set_permissions(config_dir=str(postfix_sandbox.config_dir)) is True
+    assert hold.owner() == "postfix"
+    assert hold.stat().st_mode & 0o777 == 0o700
+
+
+def test_set_permissions_fails_with_postfix_message(modules, tmp_path):
+    with pytest.raises(CommandExecutionError, match="main.cf"):
+        modules.postfix.set_permissions(config_dir=str(tmp_path))
+
+
+def test_repair_queue_renames_a_copied_queue_file_after_its_inode(modules, queued):
+    instance, message = queued
+    config_dir = str(instance.config_dir)
+    modules.postfix.hold(message["queue_id"], config_dir=config_dir)
+    held = instance.queue_dir / "hold" / message["queue_id"]
+    copy = held.with_name("copy")
+    shutil.copy2(held, copy)
+    os.chown(copy, held.stat().st_uid, held.stat().st_gid)
+    os.replace(copy, held)  # a restored queue file: same name, another inode
+    assert modules.postfix.repair_queue(config_dir=config_dir) is True
+    renamed = [m["queue_id"] for m in modules.postfix.queue(config_dir=config_dir) if m["queue_name"] == "hold"]
+    assert len(renamed) == 1 and renamed != [message["queue_id"]]

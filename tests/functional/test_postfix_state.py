@@ -1,5 +1,6 @@
 """postfix.running and its mod_watch against real sandboxed Postfix instances."""
 
+import importlib.util
 import os
 import pathlib
 import smtplib
@@ -160,13 +161,30 @@ def fatal_on_reload(started):
     edit_main_cf(started, "-X", "service_throttle_time")
 
 
-def test_watch_never_reports_success_when_the_reload_kills_postfix(states, modules, fatal_on_reload):
+def test_postfix_killed_by_a_reload_runs_again_on_the_last_good_configuration(states, modules, fatal_on_reload):
     pid = master_pid(fatal_on_reload)
     ret = watch(states, fatal_on_reload)
-    assert ret.result is False
+    assert ret.result is False, "never success when the new configuration killed Postfix"
     assert "invalid service_throttle_time" in ret.comment
+    assert "put back to the last configuration Postfix ran on" in ret.comment
     assert not process_alive(pid) or is_zombie(pid)
-    assert modules.postfix.status(config_dir=str(fatal_on_reload.config_dir)) is False
+    assert modules.postfix.status(config_dir=str(fatal_on_reload.config_dir)) is True
+    assert banner(fatal_on_reload.address).startswith(fatal_on_reload.hostname)
+    assert "service_throttle_time" not in (fatal_on_reload.config_dir / "main.cf").read_text()
+    rejected = pathlib.Path(ret.comment.rsplit(" ", 1)[1]) / "main.cf"
+    assert "service_throttle_time = soon" in rejected.read_text()
+
+
+def test_failed_start_of_a_restart_falls_back_to_the_last_good_configuration(states, started):
+    old_address = started.address
+    edit_main_cf(started, "-e", f"inet_interfaces = {MOVED_ADDRESS}", f"smtp_bind_address = {MOVED_ADDRESS}")
+    with socket.create_server((MOVED_ADDRESS, 25)):
+        ret = watch(states, started)
+    assert ret.result is False
+    assert "Address already in use" in ret.comment
+    assert "put back to the last configuration Postfix ran on" in ret.comment
+    assert started.postconf("-h", "inet_interfaces").strip() == old_address
+    assert banner(old_address).startswith(started.hostname)
 
 
 def is_zombie(pid):
@@ -177,7 +195,10 @@ def test_watch_in_test_mode_changes_nothing(states, started):
     pid = master_pid(started)
     old_banner = banner(started.address)
     edit_main_cf(started, "-e", "smtpd_banner = $myhostname ESMTP not yet")
+    missing = started.queue_dir / "corrupt"
+    missing.rmdir()  # `postfix check` would create it again
     ret = watch(states, started, test=True)
+    assert not missing.exists(), "test mode runs nothing that writes"
     assert ret.result is None
     assert ret.comment == "Postfix would be reloaded"
     assert ret.changes == {"postfix": {"old": "running", "new": "reloaded"}}
@@ -222,3 +243,25 @@ postfix:
     assert postfix_ret["result"] is True, postfix_ret
     assert postfix_ret["changes"]["postfix"]["new"] == "restarted"  # no record yet: a safe restart
     assert banner(postfix_sandbox.address) == f"{postfix_sandbox.hostname} ESMTP by salt-call"
+
+
+POSTCONF_FUNCTIONS = ("postconf.get", "postconf.set", "postconf.set_services")
+
+
+def virtual_of(state, salt_functions):
+    """What the state module STATE's __virtual__ answers when only SALT_FUNCTIONS are loaded."""
+    path = pathlib.Path(__file__).parents[2] / "_states" / f"{state}.py"
+    spec = importlib.util.spec_from_file_location(f"_virtual_probe_{state}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.__salt__ = dict.fromkeys(salt_functions)
+    return module.__virtual__()
+
+
+@pytest.mark.parametrize("state", ["postconf", "postfix_queue"])
+def test_states_that_call_the_postfix_module_need_it_loaded(state):
+    verdict = virtual_of(state, POSTCONF_FUNCTIONS)
+    assert verdict[0] is False and "postfix execution module" in verdict[1]
+    postfix_functions = [f"postfix.{name}" for name in ("check", "status", "start", "stop", "set_permissions",
+                                                        "repair_queue")]
+    assert virtual_of(state, [*POSTCONF_FUNCTIONS, *postfix_functions]) == state
