@@ -22,7 +22,7 @@
 {%- if cache.backend == "dnsmasq" and not cache.forwarders %}
 {{-   raise("postfix:performance:dns_cache:forwarders must name the upstream servers: dnsmasq does not resolve on its own") }}
 {%- endif %}
-{%- if not salt["network.is_loopback"](cache.listen) and not cache.get("allow_remote", False) %}
+{%- if not salt["network.is_loopback"](cache.listen) and not cache.allow_remote %}
 {{-   raise("postfix:performance:dns_cache:listen " ~ cache.listen ~ " is not a loopback address: other hosts could use the cache as an open resolver (set postfix:performance:dns_cache:allow_remote: true to allow it)") }}
 {%- endif %}
 {%- set backend = backends[cache.backend] %}
