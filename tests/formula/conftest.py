@@ -1,12 +1,12 @@
 """Fixtures for applying the formula with salt-call --local to a sandbox:
 a sandboxed Postfix instance, its own database and the sandbox pillar layer."""
 
-import importlib.util
 import itertools
 import pathlib
 
 import pytest
 
+from tests.harness import salt_modules
 from tests.harness.masterless import changed_states
 from tests.harness.procs import run
 from tests.harness.sandbox_pillar import create_database, overlay, stop_dovecot
@@ -68,10 +68,7 @@ class FormulaSandbox:
 def postfixadmin_module():
     """_modules/postfixadmin.py imported directly: seeds a primary's database without a
     Salt loader (its functions need no Salt context when given `database`)."""
-    spec = importlib.util.spec_from_file_location("postfixadmin_for_seeding", REPO / "_modules" / "postfixadmin.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return salt_modules.load("modules", "postfixadmin")
 
 
 @pytest.fixture

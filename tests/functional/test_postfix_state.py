@@ -1,6 +1,5 @@
 """postfix.running and its mod_watch against real sandboxed Postfix instances."""
 
-import importlib.util
 import os
 import pathlib
 import smtplib
@@ -8,6 +7,8 @@ import socket
 import time
 
 import pytest
+
+from tests.harness import salt_modules
 
 #: outside the addresses postfix_factory hands out
 MOVED_ADDRESS = "127.0.0.36"
@@ -250,10 +251,7 @@ POSTCONF_FUNCTIONS = ("postconf.get", "postconf.set", "postconf.set_services")
 
 def virtual_of(state, salt_functions):
     """What the state module STATE's __virtual__ answers when only SALT_FUNCTIONS are loaded."""
-    path = pathlib.Path(__file__).parents[2] / "_states" / f"{state}.py"
-    spec = importlib.util.spec_from_file_location(f"_virtual_probe_{state}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = salt_modules.load("states", state)
     module.__salt__ = dict.fromkeys(salt_functions)
     return module.__virtual__()
 

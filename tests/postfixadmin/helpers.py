@@ -1,10 +1,11 @@
 """Constants and small helpers shared by the postfixadmin tests."""
 
-import importlib.util
 import pathlib
 
 import psycopg
 import yaml
+
+from tests.harness import salt_modules
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ADMIN, ADMIN_PASSWORD = "pfa_admin", "adm1n-S3cret-Xq"
@@ -23,7 +24,4 @@ def run_sql(settings, query, params=()):
 def load_module():
     """_modules/postfixadmin.py imported without Salt's loader (given `database`, its
     functions need no Salt context)."""
-    spec = importlib.util.spec_from_file_location("postfixadmin_under_test", REPO / "_modules" / "postfixadmin.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return salt_modules.load("modules", "postfixadmin")

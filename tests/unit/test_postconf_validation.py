@@ -1,22 +1,11 @@
 """The postconf module's pure logic: parsing postconf's output, validating input, planning edits."""
 
-import importlib.util
-import pathlib
-
 import pytest
 from salt.exceptions import SaltInvocationError
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from tests.harness import salt_modules
 
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("postconf_module", REPO / "_modules" / "postconf.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-postconf = _load_module()
+postconf = salt_modules.load("modules", "postconf")
 
 SUBMISSION = {
     "private": "n",

@@ -1,11 +1,12 @@
 """postfix_records: pillar -> main.cf/master.cf records, with plain dicts."""
 
-import importlib.util
 import pathlib
 
 import pytest
 import yaml
 from salt.exceptions import SaltInvocationError
+
+from tests.harness import salt_modules
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEFAULTS = yaml.safe_load((REPO / "postfix" / "defaults.yaml").read_text())["postfix"]
@@ -14,14 +15,7 @@ PROXY_READ_MAPS = "$local_recipient_maps $virtual_alias_maps $virtual_mailbox_ma
     "$relay_recipient_maps $relay_domains $smtpd_sender_login_maps"
 
 
-def _load_module():
-    spec = importlib.util.spec_from_file_location("postfix_records", REPO / "_modules" / "postfix_records.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-records = _load_module()
+records = salt_modules.load("modules", "postfix_records")
 
 
 @pytest.fixture(autouse=True)
