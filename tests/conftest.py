@@ -17,6 +17,7 @@ import pytest
 from tests.harness.netns import ADDRESSES, Namespace
 from tests.harness.pgcluster import PgCluster
 from tests.harness.postfix_instance import PostfixInstance
+from tests.harness.procs import stop_leftovers
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 _NAMESPACE = None
@@ -56,7 +57,13 @@ def netns():
 
 @pytest.fixture(scope="session")
 def sandbox_base():
-    """A world-traversable scratch directory (daemon users must reach it)."""
+    """A world-traversable scratch directory (daemon users must reach it).
+    Scratch directories of runs that died are cleared first, daemons included."""
+    for stale in pathlib.Path("/var/tmp").glob("pfxt-*"):
+        pid = stale.name.removeprefix("pfxt-")
+        if pid.isdigit() and not pathlib.Path(f"/proc/{pid}").exists():
+            stop_leftovers(stale)
+            shutil.rmtree(stale, ignore_errors=True)
     base = pathlib.Path(f"/var/tmp/pfxt-{os.getpid()}")
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(mode=0o755, parents=True)

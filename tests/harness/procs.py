@@ -54,3 +54,19 @@ def stop_pidfile(pidfile, timeout=10.0):
     deadline = time.monotonic() + timeout
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
+
+
+#: the daemons a sandbox starts; only these are stopped when a dead run's pid files name them
+SANDBOX_DAEMONS = ("master", "postgres", "dovecot", "unbound", "dnsmasq")
+
+
+def stop_leftovers(directory):
+    """Stop the daemons a test run that died left behind in DIRECTORY (by their pid files)."""
+    for pidfile in pathlib.Path(directory).rglob("*.pid"):
+        try:
+            pid = int(pidfile.read_text().split()[0])
+            program = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+        except (OSError, ValueError, IndexError):
+            continue
+        if program in SANDBOX_DAEMONS:
+            stop_pidfile(pidfile)
