@@ -21,7 +21,7 @@ MARKER = "postfix-queue-move.json"
 
 @pytest.fixture
 def running_postfix(postfix_factory):
-    return postfix_factory(address="127.0.0.40").start()
+    return postfix_factory(address="127.0.0.32").start()
 
 
 def queue_directory(instance):
