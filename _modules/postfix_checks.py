@@ -268,7 +268,7 @@ def settings(postfix):
         _absolute_path(key, _get(postfix, key), optional=True)
     _absolute_path("postfixadmin:tables_dir", _get(postfix, "postfixadmin:tables_dir"), optional=True)
     _absolute_path("performance:queue:directory", _get(postfix, "performance:queue:directory"), optional=True)
-    _database("database", _get(postfix, "database"))
+    _database("database", _get(postfix, "database"), optional=True)  # null where nothing uses it
     _database("relay:sync_from", _get(postfix, "relay:sync_from"), optional=True)
     _lookup_user(postfix)
     _dovecot(postfix)

@@ -40,6 +40,7 @@ def test_defaults_and_pillar_example_pass():
 
 GOOD = {
     "database:host": ["db.example.com", "127.0.0.1", "::1", "/var/run/postgresql"],
+    "database": [None],
     "database:port": [1, 5432, 65535],
     "database:sslmode": [None, "disable", "verify-full"],
     "database:password": [None, "with inner space", "quote' and \\ backslash"],
