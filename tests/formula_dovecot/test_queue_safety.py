@@ -131,10 +131,13 @@ def test_moving_back_does_not_deliver_the_old_queue_again(states, running_postfi
 
 # --- killed moves --------------------------------------------------------------
 
-#: where salt-call is killed: a wrapper of COMMAND first on PATH runs the real command and,
-#: when its arguments match the bash test, SIGKILLs its parent (salt-call) once.
+#: where salt-call is killed: a wrapper of COMMAND first on PATH runs the real command (or, with a
+#: third item, that bash line instead: "$real" is the command) and, when its arguments match the
+#: bash test, SIGKILLs its parent (salt-call) once.
 KILL_POINTS = {
     "after-postfix-stop": ("postfix", '"${@: -1}" == stop'),
+    # cp -a -- SOURCE/. TARGET: only hold/ arrives, then the kill
+    "during-cp": ("cp", '"$1" == -a', '"$real" -a -- "${3%/.}/hold" "$4/"'),
     "after-cp": ("cp", '"$1" == -a'),
     "after-queue-directory-set": ("postconf", '" $* " == *" -e queue_directory="*'),
     "after-set-permissions": ("postfix", '"${@: -1}" == set-permissions'),
@@ -143,7 +146,7 @@ KILL_POINTS = {
 }
 
 
-def kill_wrapper(directory, command, condition):
+def kill_wrapper(directory, command, condition, action='"$real" "$@"'):
     """A directory with a wrapper of COMMAND that kills its caller once CONDITION holds."""
     directory.mkdir()
     fired = directory / "fired"
@@ -151,13 +154,14 @@ def kill_wrapper(directory, command, condition):
     wrapper = directory / command
     wrapper.write_text(
         "#!/bin/bash\n"
-        f'"{real}" "$@"\n'
-        "status=$?\n"
+        f'real="{real}"\n'
         f'if [[ {condition} ]] && [ ! -e "{fired}" ]; then\n'
+        f"  {action}\n"
         f'  touch "{fired}"\n'
         "  kill -KILL $PPID\n"
+        "  exit 137\n"
         "fi\n"
-        "exit $status\n"
+        'exec "$real" "$@"\n'
     )
     wrapper.chmod(0o755)
     return fired
