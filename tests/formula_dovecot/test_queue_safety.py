@@ -44,7 +44,8 @@ REFUSED = {
     "under-proc": (lambda instance: "/proc/queue", "is a system directory"),
     "ancestor-of-config-dir": (lambda instance: str(instance.base), "holds the configuration directory"),
     "inside-config-dir": (lambda instance: str(instance.config_dir / "queue"), "is inside the configuration directory"),
-    "inside-current-queue": (lambda instance: str(instance.queue_dir / "deferred" / "q"), "is inside the current queue"),
+    "inside-current-queue": (lambda instance: str(instance.queue_dir / "deferred" / "q"),
+                             "is inside the current queue"),
 }
 
 
