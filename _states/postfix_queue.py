@@ -82,14 +82,22 @@ RETIRED_PREFIX = "retired-queue-"
 
 
 def __virtual__():
-    missing = [function for function in NEEDS if function not in __salt__]
-    if missing:
-        return (False, f"the postfix_queue state needs the postconf and postfix execution modules "
-                       f"(is Postfix installed?): {', '.join(missing)} not available")
+    # Always loadable: on a bare minion Postfix (and with it the postconf and
+    # postfix execution modules) arrives later in the same run.
     return __virtualname__
 
 
-# --- where the queue may go -------------------------------------------------
+def _not_installed(ret, would):
+    """The execution modules are missing: predict WOULD in test mode, fail otherwise."""
+    missing = [function for function in NEEDS if function not in __salt__]
+    if not missing:
+        return None
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"{would} once Postfix is installed")
+    else:
+        ret.update(result=False, comment=f"the postfix_queue state needs the postconf and postfix execution "
+                                         f"modules (is Postfix installed?): {', '.join(missing)} not available")
+    return ret
 
 
 def _inside(path, directory):
@@ -363,6 +371,8 @@ def target_allowed(name, config_dir=None):
         The Postfix instance (``postconf -c``); None means Postfix's own.
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    if _not_installed(ret, f"{name} would be checked"):
+        return ret
     config_dir = _config_dir(config_dir)
     current = __salt__["postconf.get"]("queue_directory", config_dir=config_dir)
     refusal = _refusal(name, current, config_dir, _read_marker(config_dir))
@@ -385,6 +395,10 @@ def moved(name, config_dir=None):
         The Postfix instance (``postconf -c``); None means Postfix's own.
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    if _not_installed(ret, f"the queue would be moved to {name}"):
+        if ret["result"] is None:
+            ret["changes"] = {"queue_directory": {"old": None, "new": name}}
+        return ret
     config_dir = _config_dir(config_dir)
     marker = _read_marker(config_dir)
     current = __salt__["postconf.get"]("queue_directory", config_dir=config_dir)

@@ -15,10 +15,15 @@
 
 {%- if queue.directory %}
 
+include:
+  - {{ tplroot }}.package
+
 postfix-performance-queue-target-allowed:
   postfix_queue.target_allowed:
     - name: {{ queue.directory }}
     - config_dir: {{ postfix.config_dir }}
+    - require:
+      - sls: {{ tplroot }}.package
 {%-   if queue.device %}
 
 postfix-performance-queue-mounted:
