@@ -44,7 +44,13 @@ class Dovecot:
             f"passdb {{\n  driver = sql\n  args = {sql_conf}\n}}\n"
             "userdb {\n  driver = static\n  args = uid=65534 gid=65534 home=/nonexistent\n}\n"
         )
-        run(["dovecot", "-c", str(self.conf)])
+        # Dovecot daemonizes: its children must not hold a pipe of ours open.
+        startup = self.base / "startup.log"
+        with open(startup, "w") as output:
+            proc = subprocess.run(["dovecot", "-c", str(self.conf)], stdin=subprocess.DEVNULL, stdout=output,
+                                  stderr=output, timeout=30)
+        if proc.returncode != 0:
+            raise RuntimeError(f"dovecot failed to start ({proc.returncode}): {startup.read_text()}")
         return self
 
     def authenticates(self, address, password):
