@@ -1321,6 +1321,10 @@ def alias_delete(address, database=None):
 
 
 # --- backup MX --------------------------------------------------------------
+#
+# The backup MX's copy of the primary's users (sync_backup), self-contained:
+# it uses only the rows helpers above, so another way of keeping the copy
+# (PostgreSQL logical replication) can sit beside it as its own section.
 
 # What a backup MX copies besides domains: table -> (plural, key column, copied columns).
 _SYNCED = {
