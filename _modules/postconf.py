@@ -21,6 +21,9 @@ import os
 import pathlib
 import re
 
+import salt.utils.atomicfile
+import salt.utils.files
+import salt.utils.json
 import salt.utils.path
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -282,6 +285,37 @@ def default(name, config_dir=None):
     return result["stdout"]
 
 
+#: where postconf -d's proxy_read_maps is remembered, with the postconf binary it came from
+DEFAULTS_CACHE = ("postconf", "proxy_read_maps.json")
+
+
+def _default_proxy_read_maps(config_dir):
+    """postconf -d's proxy_read_maps: a fixed text per Postfix build, so it is read once
+    per postconf binary (its path, size and mtime) and kept in the minion's cache."""
+    binary = salt.utils.path.which("postconf") or "postconf"
+    try:
+        info = os.stat(binary)
+        build = f"{binary}:{info.st_size}:{info.st_mtime_ns}"
+    except OSError:
+        return default("proxy_read_maps", config_dir)
+    path = os.path.join(__opts__["cachedir"], *DEFAULTS_CACHE)
+    try:
+        with salt.utils.files.fopen(path, "r") as handle:
+            cached = salt.utils.json.load(handle)
+        if cached.get("build") == build and isinstance(cached.get("value"), str):
+            return cached["value"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    value = default("proxy_read_maps", config_dir)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with salt.utils.atomicfile.atomic_open(path, "w") as handle:
+            salt.utils.json.dump({"build": build, "value": value}, handle)
+    except OSError as exc:
+        log.debug("postconf: cannot keep proxy_read_maps' default in %s: %s", path, exc)
+    return value
+
+
 def proxy_read_maps_for(params, config_dir=None):
     """
     The ``proxy_read_maps`` value PARAMS needs, or None if it needs none.
@@ -309,7 +343,7 @@ def proxy_read_maps_for(params, config_dir=None):
     proxied = [name for name, value in params.items() if isinstance(value, str) and "proxy:" in value]
     if not proxied or "proxy_read_maps" in params:
         return None
-    current = default("proxy_read_maps", config_dir)
+    current = _default_proxy_read_maps(config_dir)
     missing = [f"${name}" for name in proxied if f"${name}" not in current.split()]
     return " ".join([current, *missing]) if missing else None
 

@@ -168,13 +168,33 @@ def _process_alive(pid):
     return state != "Z"
 
 
+def _master_in_pid_file(config_dir):
+    """True if the master named in the queue's pid/master.pid runs, False if not;
+    None where /proc cannot tell. Raises CommandExecutionError when postconf
+    cannot read main.cf."""
+    if not os.path.isdir("/proc/self"):
+        return None
+    queue_directory = __salt__["postconf.get"]("queue_directory", config_dir=config_dir)
+    try:
+        with salt.utils.files.fopen(os.path.join(queue_directory, "pid", "master.pid"), "r") as handle:
+            pid = int(handle.read().strip())
+        with salt.utils.files.fopen(f"/proc/{pid}/comm", "r") as handle:
+            program = handle.read().strip()
+    except (OSError, ValueError):
+        return False
+    return program == "master" and _process_alive(pid)
+
+
 def status(config_dir=None):
     """
     Return True if the Postfix instance is running, False if it is not.
 
-    ``postfix status`` alone reports a master that died on a bad
-    configuration as running (it trusts the stale pid file when the master
-    cannot read main.cf), so the PID it reports is checked too.
+    The master's pid file in the queue directory names it, and /proc tells
+    whether that process is a live master: one postconf call, no
+    ``postfix status`` (a shell script that pauses a second when Postfix is
+    not running). Without /proc, ``postfix status``, whose PID is checked too
+    (it reports a master that died on a bad configuration as running: it
+    trusts the stale pid file when the master cannot read main.cf).
     Raises CommandExecutionError if Postfix cannot tell (e.g. no main.cf).
 
     CLI Example:
@@ -184,6 +204,9 @@ def status(config_dir=None):
         salt '*' postfix.status
         salt '*' postfix.status config_dir=/etc/postfix-out
     """
+    running = _master_in_pid_file(config_dir)
+    if running is not None:
+        return running
     argv = _postfix("status", config_dir)
     result = _run(argv)
     if result["retcode"] == 0:

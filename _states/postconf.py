@@ -22,7 +22,12 @@ Manage Postfix's main.cf parameters and master.cf services through postconf(1).
 
 Every state keeps the file it edits as it was, byte for byte, if
 ``postfix check`` fails after the edit, and then fails with Postfix's message,
-so nothing downstream reloads a broken configuration.
+so nothing downstream reloads a broken configuration. When a ``postfix.running``
+state of the same run watches the state (as in the formula), the check is left
+to it: its ``mod_watch`` runs one ``postfix check`` for every file the run
+changed before it reloads, and puts back byte-identical the files this module
+edited if the check fails (the state saves the file as it was before its edit
+in the minion's cache directory, UNCHECKED_DIR, until a check passed).
 """
 
 import hashlib
@@ -70,6 +75,66 @@ def _not_installed(ret, filename, changes):
 
 #: where the names each state set are recorded, per configuration directory
 MANAGED_DIR = ("postconf", "managed")
+#: where a file edited without a check is kept as it was, per configuration directory,
+#: until ``postfix.running`` checked the edit (the postfix state reads the same place)
+UNCHECKED_DIR = ("postconf", "unchecked")
+
+
+def _instance_key(directory):
+    return hashlib.sha256(os.path.normpath(str(directory)).encode()).hexdigest()[:16]
+
+
+def _unchecked_path(config_dir, filename):
+    directory = _config_file(config_dir, filename).parent
+    return os.path.join(__opts__["cachedir"], *UNCHECKED_DIR, _instance_key(directory), filename)
+
+
+def _keep_unchecked(config_dir, snapshot):
+    """Keep SNAPSHOT (the file before an edit nothing checked yet) for postfix.running
+    to put back if its check fails. An older one is kept: it is what last passed."""
+    path = _unchecked_path(config_dir, snapshot.path.name)
+    if os.path.exists(path):
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = f"{path}.salt-tmp"
+    with salt.utils.files.fopen(temporary, "wb") as handle:
+        handle.write(snapshot.content)
+    os.chown(temporary, snapshot.stat.st_uid, snapshot.stat.st_gid)
+    os.chmod(temporary, snapshot.stat.st_mode & 0o7777)
+    os.utime(temporary, ns=(snapshot.stat.st_atime_ns, snapshot.stat.st_mtime_ns))
+    os.replace(temporary, path)
+
+
+def _requisite_names():
+    """The names a requisite can give this state by: its ID and its name."""
+    try:
+        low = __low__
+    except NameError:
+        return set()
+    return {low.get("__id__"), low.get("name")} - {None}
+
+
+def _watched_by_running(config_dir):
+    """True when a postfix.running state of this run, on the same configuration
+    directory, watches this one: it checks the configuration before it reloads."""
+    try:
+        chunks = __lowstate__
+    except NameError:
+        return False
+    names = _requisite_names()
+    sls = __low__.get("__sls__") if names else None
+    directory = os.path.normpath(str(config_dir)) if config_dir is not None else None
+    for chunk in chunks or ():
+        if not isinstance(chunk, dict) or (chunk.get("state"), chunk.get("fun")) != ("postfix", "running"):
+            continue
+        watcher_dir = chunk.get("config_dir")
+        if (os.path.normpath(str(watcher_dir)) if watcher_dir is not None else None) != directory:
+            continue
+        for requisite in chunk.get("watch") or ():
+            for kind, target in (requisite.items() if isinstance(requisite, dict) else ()):
+                if (kind == "postconf" and target in names) or (kind == "sls" and sls and target == sls):
+                    return True
+    return False
 
 
 def _managed_path(config_dir, filename):
@@ -134,42 +199,50 @@ def _predict(ret, edit, filename):
     return {**ret, "result": None, "changes": changes, "comment": f"{filename} would change: {', '.join(changes)}"}
 
 
-def _apply(ret, edit, config_dir, filename, applied=None):
+def _apply(ret, edit, config_dir, filename, applied=None, check=None):
     """Apply EDIT, then ``postfix check``; if either fails, put FILENAME back byte-identical.
+    CHECK None: the check is left to a postfix.running state that watches this one, if
+    there is one (the file as it was is kept for it); False: to the caller.
     APPLIED() runs once the edit stands."""
     try:
         snapshot = _Snapshot(_config_file(config_dir, filename))
     except (CommandExecutionError, OSError) as exc:
         return {**ret, "result": False, "comment": f"cannot save {filename} before editing it: {exc}"}
+    check_later = check is False or (check is None and _watched_by_running(config_dir))
     try:
         changes = edit(False)
-        if changes:
+        if changes and check_later:
+            _keep_unchecked(config_dir, snapshot)
+        elif changes:
             __salt__["postfix.check"](config_dir=config_dir)
     except SaltInvocationError as exc:
         return {**ret, "result": False, "comment": str(exc)}
-    except CommandExecutionError as exc:
+    except (CommandExecutionError, OSError) as exc:
         snapshot.restore()
         return {**ret, "result": False, "comment": f"{exc}; {filename} restored as it was"}
     if applied:
         applied()
     if not changes:
         return {**ret, "comment": f"{filename} already as wanted"}
-    return {**ret, "changes": changes, "comment": f"{filename} changed: {', '.join(changes)}"}
+    checked = " (postfix check: by the postfix.running state that watches this one)" if check_later else ""
+    return {**ret, "changes": changes, "comment": f"{filename} changed: {', '.join(changes)}{checked}"}
 
 
-def _run(name, edit, config_dir, filename, wanted=None, applied=None):
+def _run(name, edit, config_dir, filename, wanted=None, applied=None, check=None):
     """The flow of every state here. EDIT(test) applies the change, or with test=True
     only predicts it, and returns the changes dict. WANTED: the changes to predict
-    while Postfix is not installed yet. APPLIED() runs once an applied edit stands."""
+    while Postfix is not installed yet. APPLIED() runs once an applied edit stands.
+    CHECK: as for _apply."""
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     if _missing_modules():
         return _not_installed(ret, filename, wanted or {})
     if __opts__["test"]:
         return _predict(ret, edit, filename)
-    return _apply(ret, edit, config_dir, filename, applied)
+    return _apply(ret, edit, config_dir, filename, applied, check)
 
 
-def parameters(name, params, config_dir=None, user_defined=None, extend_proxy_read_maps=False, prune=False):
+def parameters(name, params, config_dir=None, user_defined=None, extend_proxy_read_maps=False, prune=False,
+               check=None):
     """
     Make main.cf hold PARAMS (one postconf call to read, one to write).
 
@@ -196,6 +269,14 @@ def parameters(name, params, config_dir=None, user_defined=None, extend_proxy_re
         Remove the parameters this state set in an earlier run that PARAMS
         no longer name (the names it set are recorded in the minion's cache
         directory); parameters it never set are left alone.
+
+    check
+        When to run ``postfix check`` after an edit: None (default) right
+        away, unless a ``postfix.running`` state of this run on the same
+        configuration directory watches this one (it checks every file the
+        run changed once, before it reloads, and puts this file back
+        byte-identical if the check fails); True: right away; False: leave it
+        to such a watching state.
     """
     wanted = dict(params or {})
 
@@ -213,10 +294,10 @@ def parameters(name, params, config_dir=None, user_defined=None, extend_proxy_re
             _record_managed(config_dir, "main.cf", [key for key, value in wanted.items() if value is not None])
 
     predicted = {key: {"old": None, "new": value} for key, value in wanted.items() if value is not None}
-    return _run(name, edit, config_dir, "main.cf", predicted, applied)
+    return _run(name, edit, config_dir, "main.cf", predicted, applied, check)
 
 
-def services(name, services, config_dir=None, prune=False):  # pylint: disable=redefined-outer-name
+def services(name, services, config_dir=None, prune=False, check=None):  # pylint: disable=redefined-outer-name
     """
     Make the listed master.cf services what SERVICES says, in one batch.
 
@@ -236,6 +317,14 @@ def services(name, services, config_dir=None, prune=False):  # pylint: disable=r
         Remove the services this state added in an earlier run that
         SERVICES no longer name (recorded in the minion's cache directory);
         services it never added are left alone.
+
+    check
+        When to run ``postfix check`` after an edit: None (default) right
+        away, unless a ``postfix.running`` state of this run on the same
+        configuration directory watches this one (it checks every file the
+        run changed once, before it reloads, and puts this file back
+        byte-identical if the check fails); True: right away; False: leave it
+        to such a watching state.
     """
     wanted = dict(services or {})
 
@@ -249,7 +338,7 @@ def services(name, services, config_dir=None, prune=False):  # pylint: disable=r
             _record_managed(config_dir, "master.cf", [key for key, spec in wanted.items() if spec.get("enabled", True)])
 
     predicted = {key: {"old": None, "new": spec} for key, spec in wanted.items() if spec.get("enabled", True)}
-    return _run(name, edit, config_dir, "master.cf", predicted, applied)
+    return _run(name, edit, config_dir, "master.cf", predicted, applied, check)
 
 
 def service_present(

@@ -15,8 +15,10 @@ failure Postfix is not touched) and then reloads even if nothing else
 differs.
 
 Every start, reload and restart is proven, not assumed: after a reload the
-master must log that it took it (with ``maillog_file``; without one it must
-stay up RELOAD_SETTLE_SECONDS), then every inet listener of master.cf must
+master must log that it took it (with ``maillog_file``), or, without one,
+replace its queue manager (or pickup) process, which it does only once it
+has read the new configuration (where neither can be seen, it must stay up
+RELOAD_SETTLE_SECONDS); then every inet listener of master.cf must
 accept a connection (smtpd and postscreen greet with 220), and no fatal or
 panic line may appear in ``maillog_file`` since. If Postfix does not serve,
 the state puts the last known-good main.cf and master.cf back (keeping the
@@ -24,6 +26,13 @@ rejected ones in the cache directory, named in the comment), makes Postfix
 take them and proves that, and fails with Postfix's own messages. In test
 mode nothing runs that could write: not even ``postfix check``, which
 creates missing queue directories and fixes permissions.
+
+The postconf states leave ``postfix check`` to this state when it watches
+them (one check per run, covering every file the run changed): they keep
+the file as it was before their edit in the minion's cache directory, and
+when the check fails, this state puts those files back byte-identical
+before anything reloads. Such a kept file also makes a later run check
+first (a run killed between the edit and the check).
 
 .. code-block:: yaml
 
@@ -73,6 +82,10 @@ RECORD_FILE = ("postfix", "restart_parameters.json")
 KNOWN_GOOD_DIR = ("postfix", "known-good")
 REJECTED_DIR = ("postfix", "rejected")
 CONFIG_FILES = ("main.cf", "master.cf")
+#: where the postconf states keep a file as it was before an edit not checked yet
+UNCHECKED_DIR = ("postconf", "unchecked")
+#: the master's children it replaces once it has taken a reload
+RELOADED_CHILDREN = ("qmgr", "pickup")
 
 
 def __virtual__():
@@ -205,6 +218,53 @@ def _put_back_known_good(config_directory):
     return rejected
 
 
+def _unchecked_dir(config_dir, config_directory):
+    directory = os.path.normpath(str(config_dir if config_dir is not None else config_directory))
+    instance = hashlib.sha256(directory.encode()).hexdigest()[:16]
+    return os.path.join(__opts__["cachedir"], *UNCHECKED_DIR, instance)
+
+
+def _unchecked(config_dir, config_directory):
+    """{file name: the copy kept of it} for the files edited since the last check."""
+    directory = _unchecked_dir(config_dir, config_directory)
+    return {name: os.path.join(directory, name) for name in CONFIG_FILES
+            if os.path.exists(os.path.join(directory, name))}
+
+
+def _put_back_unchecked(config_directory, kept):
+    """Put the files in KEPT ({name: copy}) back as they were before their unchecked
+    edit: content, owner, mode and times."""
+    for name, copy in kept.items():
+        target = os.path.join(config_directory, name)
+        temporary = os.path.join(config_directory, f".{name}.salt-restore")
+        status = os.stat(copy)
+        shutil.copy2(copy, temporary)
+        os.chown(temporary, status.st_uid, status.st_gid)
+        os.chmod(temporary, status.st_mode & 0o7777)
+        os.utime(temporary, ns=(status.st_atime_ns, status.st_mtime_ns))
+        os.replace(temporary, target)
+        os.unlink(copy)
+
+
+def _check(config_dir, config_directory):
+    """``postfix check``; when it fails, the files the postconf states edited since
+    the last check are put back byte-identical, and CommandExecutionError names them."""
+    kept = _unchecked(config_dir, config_directory)
+    try:
+        __salt__["postfix.check"](config_dir)
+    except CommandExecutionError as exc:
+        if not kept:
+            raise
+        try:
+            _put_back_unchecked(str(config_dir if config_dir is not None else config_directory), kept)
+        except OSError as error:
+            raise CommandExecutionError(f"{exc}; {', '.join(kept)} could not be put back: {error}") from None
+        were = "they were" if len(kept) > 1 else "it was"
+        raise CommandExecutionError(f"{exc}; {' and '.join(kept)} restored as {were} before the edit") from None
+    for copy in kept.values():
+        os.unlink(copy)
+
+
 def _restart_changes(recorded, settings):
     """{parameter: {"old", "new"}} for restart parameters that differ from the record."""
     return {
@@ -224,12 +284,68 @@ def _stays_running(config_dir, seconds):
     return False
 
 
-def _reload_taken(config_dir, log_offset):
+def _master_pid(queue_directory):
+    """The PID in the master's pid file, or None."""
+    try:
+        with salt.utils.files.fopen(os.path.join(queue_directory, "pid", "master.pid"), "r") as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _children(pid):
+    """{child pid: program} of the master's RELOADED_CHILDREN (from /proc; {} without it)."""
+    found = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with salt.utils.files.fopen(f"/proc/{entry}/stat", "r") as handle:
+                command, _, rest = handle.read().rpartition(")")
+            program = command.partition("(")[2]
+            if program in RELOADED_CHILDREN and int(rest.split()[1]) == pid:
+                found[int(entry)] = program
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _alive(pid):
+    try:
+        with salt.utils.files.fopen(f"/proc/{pid}/stat", "r") as handle:
+            return handle.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _children_replaced(config_dir, master, before):
+    """Wait until the master (PID MASTER) has replaced one of its children BEFORE
+    ({pid: program}): it restarts them only after it has read the new configuration
+    (a master that cannot take it exits instead)."""
+    deadline = time.monotonic() + RELOAD_LOG_SECONDS
+    while time.monotonic() < deadline:
+        if not _alive(master):
+            return False
+        now = _children(master)
+        if any(pid not in before and program in before.values() for pid, program in now.items()):
+            return True
+        time.sleep(STATUS_INTERVAL_SECONDS / 5)
+    return __salt__["postfix.status"](config_dir)
+
+
+def _reload_taken(config_dir, log_offset, master=None, before=None):
     """Wait until the master has re-read its configuration after ``postfix reload``:
-    it logs "reload" (or a fatal line) to maillog_file; without one, it must stay
-    up for RELOAD_SETTLE_SECONDS (a master that cannot take a configuration exits
-    about a second after the reload)."""
+    it logs "reload" (or a fatal line) to maillog_file; without one, it replaces its
+    children BEFORE ({pid: program} of the master MASTER); where neither can be
+    seen, it must stay up for RELOAD_SETTLE_SECONDS (a master that cannot take a
+    configuration exits about a second after the reload)."""
     maillog = __salt__["postconf.get"]("maillog_file", config_dir=config_dir)
+    if not maillog and master and before:
+        return _children_replaced(config_dir, master, before)
     if not maillog:
         return _stays_running(config_dir, RELOAD_SETTLE_SECONDS)
     deadline = time.monotonic() + RELOAD_LOG_SECONDS
@@ -269,6 +385,7 @@ class _Instance:
         self.config_files = list(config_files or ())
         parameters = __salt__["postconf.show"](config_dir=config_dir, defaults=True)
         self.config_directory = parameters["config_directory"]
+        self.queue_directory = parameters["queue_directory"]
         self.restart_settings = {name: parameters.get(name) for name in RESTART_PARAMETERS}
 
     def restart_changes(self):
@@ -301,8 +418,10 @@ def _start_proven(instance):
 def _reload_proven(instance):
     """Reload Postfix and prove it serves: the problems ([] when it serves)."""
     offset = __salt__["postfix.log_size"](instance.config_dir)
+    master = _master_pid(instance.queue_directory)
+    before = _children(master) if master else {}
     __salt__["postfix.reload"](instance.config_dir)
-    if not _reload_taken(instance.config_dir, offset):
+    if not _reload_taken(instance.config_dir, offset, master, before):
         log.warning("postfix: Postfix stopped after a reload; starting it again")
         return _start_proven(instance)
     return _prove(instance, offset)
@@ -417,6 +536,15 @@ def running(name, config_dir=None, config_files=None):
     if _missing_modules():
         return _not_installed(ret)
     try:
+        config_directory = None if config_dir is not None else __salt__["postconf.get"]("config_directory")
+        if not __opts__["test"] and _unchecked(config_dir, config_directory):
+            _check(config_dir, config_directory)
+    except CommandExecutionError as exc:
+        # Salt would call mod_watch next (this failure has no changes): it must not
+        # reload what the check put back
+        ret["skip_watch"] = True
+        return _failed(ret, f"Postfix not reloaded, its configuration check failed: {exc}")
+    try:
         return _converge(ret, config_dir, config_files)
     except CommandExecutionError as exc:
         return _failed(ret, str(exc))
@@ -427,7 +555,9 @@ def mod_watch(name, sfun=None, config_dir=None, config_files=None, **kwargs):
     Make Postfix take the configuration a watched state changed.
 
     ``postfix check`` first (not in test mode: it creates missing queue
-    directories): on failure this state fails and Postfix is not touched.
+    directories), the one check of the run: on failure the main.cf and
+    master.cf edits the postconf states left to it are put back
+    byte-identical, this state fails and Postfix is not touched.
     Then as :py:func:`running`, with a reload even when nothing differs from
     the known-good configuration (the watched state changed something
     Postfix reads). ``sfun`` (the watching state function, always
@@ -448,7 +578,8 @@ def mod_watch(name, sfun=None, config_dir=None, config_files=None, **kwargs):
         return _not_installed(ret)
     try:
         if not __opts__["test"]:
-            __salt__["postfix.check"](config_dir)
+            config_directory = None if config_dir is not None else __salt__["postconf.get"]("config_directory")
+            _check(config_dir, config_directory)
     except CommandExecutionError as exc:
         return _failed(ret, f"Postfix not reloaded, its configuration check failed: {exc}")
     try:

@@ -409,8 +409,14 @@ def _file_state(path):
     return data, info.st_uid, info.st_gid, info.st_mode & 0o7777
 
 
+#: Postfix's table readers wait until a file is this old (to let a writer finish)
+COOL_DOWN_NS = 2_000_000_000
+
+
 def _write(path, data, uid, gid, mode):
-    """Write atomically: a temporary file beside it, owned and moded first, then renamed."""
+    """Write atomically: a temporary file beside it, owned and moded first, dated
+    COOL_DOWN_NS back (it is complete, so ``postmap -q`` and proxymap need not wait
+    for it to settle), then renamed."""
     temporary = f"{path}.salt-tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -418,6 +424,8 @@ def _write(path, data, uid, gid, mode):
             handle.write(data)
         os.chown(temporary, uid, gid)
         os.chmod(temporary, mode)
+        written = os.stat(temporary)
+        os.utime(temporary, ns=(written.st_atime_ns - COOL_DOWN_NS, written.st_mtime_ns - COOL_DOWN_NS))
         os.replace(temporary, path)
     except OSError:
         if os.path.exists(temporary):

@@ -308,3 +308,125 @@ def test_a_reload_that_leaves_smtp_dead_is_rolled_back(states, started):
     assert banner(started.address) == f"{started.hostname} ESMTP Postfix"
     again = states.postfix.running(name="postfix", config_dir=str(started.config_dir))
     assert again.result is True and again.changes == {}, "the rolled back configuration is the proven one"
+
+
+# --- one postfix check per run, reloads proven without a fixed wait ----------
+
+
+def postfix_check_counter(tmp_path, monkeypatch):
+    """A `postfix` first on PATH that logs its arguments and runs the real one:
+    count() is how many `postfix check` runs happened since."""
+    log = tmp_path / "postfix-calls.log"
+    wrapper_dir = tmp_path / "postfix-bin"
+    wrapper_dir.mkdir()
+    wrapper = wrapper_dir / "postfix"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec /usr/sbin/postfix "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper_dir}:{os.environ['PATH']}")
+    return lambda: sum(1 for line in (log.read_text().splitlines() if log.exists() else ()) if line.endswith("check"))
+
+
+def watched_sls(config_dir, params):
+    return f"""
+main-cf:
+  postconf.parameters:
+    - params: {params!r}
+    - config_dir: {config_dir}
+master-cf:
+  postconf.services:
+    - services: {{"submission/inet": {{"private": "n", "chroot": "n", "command": "smtpd"}}}}
+    - config_dir: {config_dir}
+    - require:
+      - postconf: main-cf
+postfix:
+  postfix.running:
+    - config_dir: {config_dir}
+    - watch:
+      - postconf: main-cf
+      - postconf: master-cf
+"""
+
+
+def by_state(result, prefix):
+    return next(value for key, value in result.items() if key.startswith(prefix))
+
+
+def test_a_run_checks_its_configuration_once_before_the_reload(masterless, postfix_sandbox, tmp_path, monkeypatch):
+    """main.cf and master.cf both change; the postconf states leave `postfix check` to
+    the postfix.running state that watches them: one check for the run."""
+    config_dir = postfix_sandbox.config_dir
+    postfix_sandbox.start()
+    checks = postfix_check_counter(tmp_path, monkeypatch)
+    sls = watched_sls(config_dir, {"smtpd_banner": "$myhostname ESMTP checked once"})
+    rc, result = masterless.salt_call("state.template_str", sls)[:2]
+    assert rc == 0, result
+    assert "by the postfix.running state" in by_state(result, "postconf_|-main-cf")["comment"]
+    assert by_state(result, "postconf_|-master-cf")["changes"]
+    assert by_state(result, "postfix_|-")["result"] is True
+    assert checks() == 1
+    assert banner(postfix_sandbox.address) == f"{postfix_sandbox.hostname} ESMTP checked once"
+
+
+def test_a_rejected_edit_is_put_back_by_the_watching_check(masterless, postfix_sandbox):
+    """The one check of the run rejects main.cf: main.cf and master.cf are put back
+    byte-identical before anything reloads, and Postfix keeps serving."""
+    config_dir = postfix_sandbox.config_dir
+    postfix_sandbox.start()
+    files = [config_dir / "main.cf", config_dir / "master.cf"]
+    before = {path: (path.read_bytes(), path.stat().st_mode, path.stat().st_mtime_ns) for path in files}
+    pid = master_pid(postfix_sandbox)
+    sls = watched_sls(config_dir, {"inet_interfaces": UNREACHABLE_ADDRESS})
+    rc, result = masterless.salt_call("state.template_str", sls)[:2]
+    assert rc != 0, result
+    postfix_ret = by_state(result, "postfix_|-")
+    assert postfix_ret["result"] is False
+    assert f"no local interface found for {UNREACHABLE_ADDRESS}" in postfix_ret["comment"]
+    assert "main.cf and master.cf restored as they were before the edit" in postfix_ret["comment"]
+    assert {path: (path.read_bytes(), path.stat().st_mode, path.stat().st_mtime_ns) for path in files} == before
+    assert master_pid(postfix_sandbox) == pid
+    assert banner(postfix_sandbox.address) == f"{postfix_sandbox.hostname} ESMTP Postfix"
+
+
+def test_an_edit_left_unchecked_by_a_killed_run_is_checked_by_the_next(states, started):
+    """postconf.parameters with check: false, and the run dies before postfix.running:
+    the next postfix.running checks first and puts the rejected main.cf back."""
+    main_cf = started.config_dir / "main.cf"
+    before = main_cf.read_bytes()
+    ret = states.postconf.parameters(name="main", params={"inet_interfaces": UNREACHABLE_ADDRESS},
+                                     config_dir=str(started.config_dir), check=False)
+    assert ret.result is True and ret.changes, ret.comment
+    assert main_cf.read_bytes() != before
+    again = states.postfix.running(name="postfix", config_dir=str(started.config_dir))
+    assert again.result is False
+    assert "main.cf restored as it was" in again.comment
+    assert main_cf.read_bytes() == before
+    assert states.postfix.running(name="postfix", config_dir=str(started.config_dir)).changes == {}
+    assert banner(started.address) == f"{started.hostname} ESMTP Postfix"
+
+
+def test_a_reload_without_maillog_is_proven_by_the_master_renewing_its_children(states, started):
+    """Without maillog_file the reload counts once the master replaced qmgr/pickup,
+    not after a fixed wait."""
+    edit_main_cf(started, "-X", "maillog_file")
+    assert states.postfix.running(name="postfix", config_dir=str(started.config_dir)).result is True
+    edit_main_cf(started, "-e", "smtpd_banner = $myhostname ESMTP no maillog")
+    began = time.monotonic()
+    ret = states.postfix.running(name="postfix", config_dir=str(started.config_dir))
+    took = time.monotonic() - began
+    assert ret.result is True, ret.comment
+    assert ret.changes == {"postfix": {"old": "running", "new": "reloaded"}}, "a reload owed"
+    assert banner(started.address) == f"{started.hostname} ESMTP no maillog"
+    from_state = salt_modules.load("states", "postfix")
+    assert took < from_state.RELOAD_SETTLE_SECONDS, f"the reload took {took:.2f}s"
+
+
+def test_a_reload_without_maillog_that_kills_postfix_is_rolled_back(states, modules, fatal_on_reload):
+    """Without maillog_file, a master that dies on the new configuration never
+    replaces its children: the reload is not taken, the known-good one is put back."""
+    edit_main_cf(fatal_on_reload, "-X", "maillog_file")
+    ret = watch(states, fatal_on_reload)
+    assert ret.result is False, "never success when the new configuration killed Postfix"
+    assert "put back to the last configuration Postfix served on" in ret.comment
+    assert modules.postfix.status(config_dir=str(fatal_on_reload.config_dir)) is True
+    assert banner(fatal_on_reload.address).startswith(fatal_on_reload.hostname)
+    assert "service_throttle_time" not in (fatal_on_reload.config_dir / "main.cf").read_text()
