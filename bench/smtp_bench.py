@@ -1,0 +1,145 @@
+"""SMTP throughput: stock Postfix against Postfix configured by this formula with
+pillar.example (hardening, proxied pgsql lookups, Dovecot quota-status policy
+check), measured interleaved in one run.
+
+smtp-source (Debian's postfix package) sends --messages messages over
+--sessions parallel sessions to each instance; both relay what they accept to
+one smtp-sink, so only acceptance is measured. Printed: messages per second for
+each, the ratio configured/stock, and for the configured one the most
+PostgreSQL connections open and proxymap processes running during the burst.
+
+The configured instance uses the HELO preset ``mynetworks`` instead of
+pillar.example's ``strict`` (strict looks the client's HELO name up in DNS,
+and the bench runs in a namespace without a resolver); everything else is
+pillar.example's.
+
+Run as root: ``.venv/bin/python bench/smtp_bench.py [--rounds 3]``.
+"""
+
+import argparse
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.harness.masterless import Masterless  # noqa: E402
+from tests.harness.netns import Namespace  # noqa: E402
+from tests.harness.pgcluster import PgCluster  # noqa: E402
+from tests.harness.postfix_instance import PostfixInstance  # noqa: E402
+from tests.harness.procs import wait_for_port  # noqa: E402
+from tests.harness.sandbox_pillar import create_database, overlay, stop_dovecot  # noqa: E402
+
+PILLAR_EXAMPLE = REPO / "pillar.example"
+SINK = ("127.0.0.9", 2525)
+RECIPIENT = "postmaster@example.com"
+
+
+def smtp_source(address, sessions, messages):
+    """Seconds smtp-source takes to hand MESSAGES messages to ADDRESS:25."""
+    started = time.monotonic()
+    subprocess.run(["smtp-source", "-s", str(sessions), "-m", str(messages), "-l", "1024",
+                    "-M", "client.example.org", "-f", "bench@example.org", "-t", RECIPIENT, f"{address}:25"],
+                   check=True, capture_output=True, timeout=600)
+    return time.monotonic() - started
+
+
+class Peak(threading.Thread):
+    """The most PostgreSQL connections and proxymap processes seen while running."""
+
+    def __init__(self, pg, dbname, instance):
+        super().__init__(daemon=True)
+        self.pg, self.dbname = pg, dbname
+        self.master = (instance.queue_dir / "pid" / "master.pid").read_text().strip()
+        self.connections = self.proxymaps = 0
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            count = self.pg.psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{self.dbname}'")
+            self.connections = max(self.connections, int(count))
+            proxymaps = subprocess.run(["pgrep", "-c", "-x", "-P", self.master, "proxymap"], capture_output=True, text=True).stdout
+            self.proxymaps = max(self.proxymaps, int(proxymaps.strip() or 0))
+            time.sleep(0.05)
+
+
+def stock_instance(base):
+    instance = PostfixInstance(base / "stock", address="127.0.0.2").create()
+    instance.postconf("-e", f"relayhost = [{SINK[0]}]:{SINK[1]}", "mynetworks = 127.0.0.0/8")
+    instance.backdate()
+    return instance.start()
+
+
+def configured_instance(base, pg):
+    instance = PostfixInstance(base / "configured", address="127.0.0.3", hostname="mx1.example.com").create()
+    database, lookup_user = create_database(pg, "postfixadmin")
+    minion = Masterless(base / "salt", minion_id="mx1.example.com").write_config()
+    minion.set_pillar(PILLAR_EXAMPLE, overlay(instance, database, lookup_user), {"postfix": {
+        "hardening": {"helo_restrictions": "mynetworks"},
+        "main": {"virtual_transport": f"smtp:[{SINK[0]}]:{SINK[1]}", "mynetworks": "127.0.0.0/8"},
+    }})
+    rc, output = minion.apply("postfix")
+    if rc != 0:
+        raise RuntimeError(f"state.apply postfix failed: {output}")
+    return instance, database["dbname"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--messages", type=int, default=2000)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: the bench makes a network namespace and starts daemons")
+    namespace = Namespace().create().enter()
+    base = pathlib.Path(tempfile.mkdtemp(prefix="smtp-bench-", dir="/var/tmp"))
+    base.chmod(0o755)
+    pg = PgCluster(base / "pg").start()
+    subprocess.run(["ip", "addr", "add", f"{SINK[0]}/8", "dev", "lo"], check=False, capture_output=True)
+    sink = subprocess.Popen(["smtp-sink", "-u", "postfix", "-c", f"{SINK[0]}:{SINK[1]}", "1000"], stdout=subprocess.DEVNULL)
+    instances = []
+    try:
+        wait_for_port(*SINK)
+        stock = stock_instance(base)
+        instances.append(stock)
+        configured, dbname = configured_instance(base, pg)
+        instances.append(configured)
+        rates = {"stock": [], "configured": []}
+        peaks = []
+        for _ in range(args.rounds):
+            rates["stock"].append(args.messages / smtp_source(stock.address, args.sessions, args.messages))
+            peak = Peak(pg, dbname, configured)
+            peak.start()
+            rates["configured"].append(args.messages / smtp_source(configured.address, args.sessions,
+                                                                   args.messages))
+            peak.done.set()
+            peak.join()
+            peaks.append(peak)
+        stock_rate, configured_rate = (statistics.median(rates[name]) for name in ("stock", "configured"))
+        print(f"smtp-source, {args.sessions} sessions, {args.messages} messages, medians of {args.rounds}:")
+        print(f"  stock Postfix        {stock_rate:8.0f} msg/s")
+        print(f"  pillar.example       {configured_rate:8.0f} msg/s   ratio x{configured_rate / stock_rate:.2f}")
+        print(f"  during the bursts: at most {max(p.connections for p in peaks)} PostgreSQL connections, "
+              f"{max(p.proxymaps for p in peaks)} proxymap processes")
+    finally:
+        for instance in instances:
+            instance.stop()
+        if len(instances) > 1:
+            stop_dovecot(instances[1])
+        sink.terminate()
+        sink.wait()
+        pg.stop()
+        shutil.rmtree(base, ignore_errors=True)
+        namespace.delete()
+
+
+if __name__ == "__main__":
+    main()
