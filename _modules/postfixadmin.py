@@ -1716,10 +1716,12 @@ def role_grants_present(role, grants="replication", database=None, dry_run=False
     if grants not in GRANT_SETS:
         raise SaltInvocationError(f"grants must be one of {', '.join(GRANT_SETS)}: {grants!r}")
     with _Session(database) as conn:
-        _require_schema(conn, "postfixadmin")
-        if not _role_exists(conn, role):
+        unprepared = _missing_tables(conn, tuple(GRANT_SETS[grants])) or not _role_exists(conn, role)
+        if unprepared and not dry_run:
+            _require_schema(conn, "postfixadmin")
             raise CommandExecutionError(f"role {role} does not exist")
-        missing = _missing_grants(conn, role, [], GRANT_SETS[grants])
+        # A dry run before the schema or the role exists (test=True on a bare server) predicts every grant.
+        missing = list(GRANT_SETS[grants].items()) if unprepared else _missing_grants(conn, role, [], GRANT_SETS[grants])
         if missing and not dry_run:
             for table, columns in missing:
                 _grant(conn, table, columns, role)
@@ -1928,6 +1930,38 @@ def subscription_status(name, database=None):
         return {"enabled": current["subenabled"], "tables": {row["tab"]: states[row["srsubstate"]] for row in rows}}
 
 
+def database_present(name, owner, database=None, dry_run=False):
+    """
+    A database ``name`` owned by role ``owner`` (which must exist), created
+    with UTF8 encoding. ``database``: a superuser's connection (to any
+    database, e.g. ``postgres``). Returns ``{"database": {"old", "new"}}``
+    or ``{"owner": {"old", "new"}}``, ``{}`` when it is as wanted.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt db1 postfixadmin.database_present postfixadmin owner=postfixadmin
+    """
+    name, owner = _text("name", name, 63), _text("owner", owner, 63)
+    with _Session(database) as conn:
+        if not dry_run and not _role_exists(conn, owner):
+            raise CommandExecutionError(f"role {owner} does not exist")
+        row = conn.execute(
+            "SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone()
+        if row is None:
+            changes = {"database": {"old": None, "new": name}, "owner": {"old": None, "new": owner}}
+            statement = "CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0"
+        elif row["owner"] != owner:
+            changes, statement = {"owner": {"old": row["owner"], "new": owner}}, "ALTER DATABASE {} OWNER TO {}"
+        else:
+            return {}
+        if not dry_run:
+            conn.execute(sql.SQL(statement).format(sql.Identifier(name), sql.Identifier(owner)))
+        return changes
+
+
 def server_settings_present(settings=None, database=None, dry_run=False):
     """
     Server settings (default ``{"wal_level": "logical"}``: what a primary
@@ -1957,7 +1991,7 @@ def server_settings_present(settings=None, database=None, dry_run=False):
             if row is None:
                 raise SaltInvocationError(f"unknown PostgreSQL setting: {setting!r}")
             configured = conn.execute(
-                "SELECT setting FROM pg_file_settings WHERE name = %s AND error IS NULL "
+                "SELECT setting FROM pg_file_settings WHERE name = %s "
                 "ORDER BY seqno DESC LIMIT 1",
                 (setting,),
             ).fetchone()

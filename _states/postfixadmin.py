@@ -343,10 +343,10 @@ def backup_synced(name, source, target=None):
 # --- logical replication and the database server ----------------------------
 
 
-def _dry_run_flow(name, function, what, done, verify_ignores=(), secrets=(), **kwargs):
+def _dry_run_flow(state_name, function, what, done, verify_ignores=(), secrets=(), **kwargs):
     """The shared flow of the replication states: a module function that returns its changes
     (dry_run True: predicted) -> nothing to do / test prediction / apply -> verify."""
-    ret = _ret(name)
+    ret = _ret(state_name)
 
     def flow():
         pending = __salt__[function](dry_run=True, **kwargs)
@@ -452,6 +452,17 @@ def role_grants_present(name, grants, database=None):
     return _dry_run_flow(
         name, "postfixadmin.role_grants_present", f"grants {grants} of role {name}", "given",
         secrets=[_password_of(database)], role=name, grants=grants, database=database,
+    )
+
+
+def database_present(name, owner, database=None):
+    """
+    A database ``name`` owned by ``owner`` (``database``: a superuser's
+    connection). See ``postfixadmin.database_present``.
+    """
+    return _dry_run_flow(
+        name, "postfixadmin.database_present", f"database {name}", "set",
+        secrets=[_password_of(database)], name=name, owner=owner, database=database,
     )
 
 
