@@ -95,3 +95,33 @@ def test_a_bare_server_becomes_the_primary_in_one_apply(server):
 
     rc, again = minion.apply("postfix.database")
     assert rc == 0 and changed_states(again) == {}, changed_states(again)
+
+
+def _relay_states(sandbox_base, name, relay):
+    minion = Masterless(sandbox_base / f"salt-relay-{name}", minion_id="mx2.example.test").write_config()
+    minion.set_pillar({"postfix": {"relay": {"enabled": True, **relay}}})
+    rc, output, _ = minion.salt_call("state.show_sls", "postfix.relay")
+    return rc, output
+
+
+PRIMARY = {"host": "db1.example.test", "port": 5432, "dbname": "postfixadmin", "user": REPLICATOR, "password": "x"}
+
+
+def test_relay_replication_pillar_picks_the_states(sandbox_base):
+    rc, logical = _relay_states(sandbox_base, "logical", {"replication": "logical", "sync_from": PRIMARY})
+    assert rc == 0, logical
+    subscribed = logical["postfix-relay-database-subscribed"]["postfixadmin"]
+    assert "subscription_present" in subscribed
+    args = {key: value for item in subscribed if isinstance(item, dict) for key, value in item.items()}
+    assert args["name"] == "relay_mx2_example_test"
+    assert args["database"] == {"host": "/var/run/postgresql", "port": 5432, "user": "postgres", "password": None,
+                                "dbname": "postfixadmin"}
+    assert "postfix-relay-database-synced" not in logical
+
+    rc, snapshot = _relay_states(sandbox_base, "snapshot", {"sync_from": PRIMARY})
+    assert rc == 0, snapshot
+    synced = snapshot["postfix-relay-database-synced"]["postfixadmin"]
+    watch_in = [item["watch_in"] for item in synced if isinstance(item, dict) and "watch_in" in item]
+    assert watch_in == [[{"postfix": "postfix-service-running"}]]
+    rc, bad = _relay_states(sandbox_base, "bad", {"replication": "streaming", "sync_from": PRIMARY})
+    assert rc != 0 and "postfix:relay:replication must be logical or snapshot: streaming" in str(bad)

@@ -205,3 +205,28 @@ def test_snapshot_copies_are_replaced_and_local_domains_refused(pfa, clean):
     with pytest.raises(CommandExecutionError, match="two.test are local domains"):
         pfa.subscription_present(SUBSCRIPTION, primary.replicator, PUBLICATION, database=backup.superuser)
     assert pfa.subscription_status(SUBSCRIPTION, database=backup.superuser) is None
+
+
+def test_states_refuse_an_unprepared_primary_then_converge(states, clean):
+    """Every minion applied at once, backup first: its state fails saying why; once the primary
+    published, the next apply subscribes, and the one after changes nothing."""
+    primary, backup = clean
+    load_module().domain_add("one.test", database=primary.admin)
+    kwargs = {"name": SUBSCRIPTION, "source": primary.replicator, "publication": PUBLICATION,
+              "database": backup.superuser}
+    early = states.postfixadmin.subscription_present(**kwargs)
+    assert early.result is False and "has no publication postfixadmin_relay yet" in early.comment
+    assert early.changes == {}
+
+    published = states.postfixadmin.publication_present(name=PUBLICATION, database=primary.admin)
+    assert published.result is True and "publication" in published.changes
+    predicted = states.postfixadmin.subscription_present(**kwargs, test=True)
+    assert predicted.result is None and "subscription" in predicted.changes
+    assert load_module().subscription_status(SUBSCRIPTION, database=backup.superuser) is None
+    applied = states.postfixadmin.subscription_present(**kwargs)
+    assert applied.result is True and applied.changes == predicted.changes
+    again = states.postfixadmin.subscription_present(**kwargs)
+    assert (again.result, again.changes) == (True, {})
+    for ret in (early, predicted, applied, again):
+        assert primary.replicator["password"] not in str(ret.raw)
+    assert states.postfixadmin.publication_present(name=PUBLICATION, database=primary.admin).changes == {}
