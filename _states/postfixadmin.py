@@ -340,6 +340,151 @@ def backup_synced(name, source, target=None):
     return _run(ret, flow)
 
 
+# --- logical replication and the database server ----------------------------
+
+
+def _dry_run_flow(state_name, function, what, done, verify_ignores=(), secrets=(), **kwargs):
+    """The shared flow of the replication states: a module function that returns its changes
+    (dry_run True: predicted) -> nothing to do / test prediction / apply -> verify."""
+    ret = _ret(state_name)
+
+    def flow():
+        pending = __salt__[function](dry_run=True, **kwargs)
+        if not {key: value for key, value in pending.items() if key not in verify_ignores}:
+            ret["comment"] = f"{what} is in the desired state"
+            return ret
+        if __opts__["test"]:
+            return _predicted(ret, pending, f"{what} would be {done}")
+        changes = __salt__[function](**kwargs)
+        left = {key: value for key, value in __salt__[function](dry_run=True, **kwargs).items() if key not in verify_ignores}
+        if left:
+            raise CommandExecutionError(f"{what} is still not as wanted after the change: {left}")
+        ret.update(changes=changes, comment=f"{what} {done}")
+        return ret
+
+    result = _run(ret, flow)
+    for secret in secrets:
+        if secret:
+            result["comment"] = result["comment"].replace(str(secret), MASK)
+    return result
+
+
+def _password_of(settings):
+    return settings.get("password") if isinstance(settings, dict) else None
+
+
+def publication_present(name="postfixadmin_relay", database=None):
+    """
+    The primary's database publishes domain, alias, alias_domain and
+    mailbox's address columns (no password hash) as publication ``name``;
+    see ``postfixadmin.publication_present``.
+
+    .. code-block:: yaml
+
+        postfixadmin_relay:
+          postfixadmin.publication_present:
+            - database: {host: 127.0.0.1, dbname: postfixadmin, user: postfixadmin, password: secret}
+    """
+    return _dry_run_flow(
+        name, "postfixadmin.publication_present", f"publication {name}", "set",
+        secrets=[_password_of(database)], name=name, database=database,
+    )
+
+
+def subscription_present(name, source, publication="postfixadmin_relay", database=None):
+    """
+    The backup's database subscribes to the primary's ``publication``
+    (``source``: the primary's replication role connection; ``database``: a
+    superuser's connection to the backup's database). Fails, saying so and
+    changing nothing, while the primary has no such publication. Passwords
+    show as ``********``. See ``postfixadmin.subscription_present``.
+
+    .. code-block:: yaml
+
+        mx2_relay:
+          postfixadmin.subscription_present:
+            - source: {host: db1.example.com, dbname: postfixadmin, user: postfixadmin_sync, password: secret}
+            - database: {host: /var/run/postgresql, dbname: postfixadmin, user: postgres}
+    """
+    return _dry_run_flow(
+        name, "postfixadmin.subscription_present", f"subscription {name}", "set",
+        secrets=[_password_of(source), _password_of(database)],
+        name=name, source=source, publication=publication, database=database,
+    )
+
+
+def subscription_absent(name, database=None):
+    """
+    No subscription ``name`` in the backup's database (its slot on the
+    primary is dropped with it).
+    """
+    return _dry_run_flow(
+        name, "postfixadmin.subscription_absent", f"subscription {name}", "dropped",
+        secrets=[_password_of(database)], name=name, database=database,
+    )
+
+
+def role_present(name, password=None, replication=False, login=True, database=None):
+    """
+    A PostgreSQL role (``database``: a superuser's connection) with LOGIN,
+    REPLICATION as given and the password (a change shows as
+    ``********``). See ``postfixadmin.role_present``.
+
+    .. code-block:: yaml
+
+        postfixadmin_sync:
+          postfixadmin.role_present:
+            - password: secret
+            - replication: true
+    """
+    return _dry_run_flow(
+        name, "postfixadmin.role_present", f"role {name}", "set",
+        secrets=[password, _password_of(database)],
+        name=name, password=password, replication=replication, login=login, database=database,
+    )
+
+
+def role_grants_present(name, grants, database=None):
+    """
+    Role ``name`` may SELECT the grant set ``grants`` (lookup, replication,
+    dovecot). See ``postfixadmin.role_grants_present``.
+    """
+    return _dry_run_flow(
+        name, "postfixadmin.role_grants_present", f"grants {grants} of role {name}", "given",
+        secrets=[_password_of(database)], role=name, grants=grants, database=database,
+    )
+
+
+def database_present(name, owner, database=None):
+    """
+    A database ``name`` owned by ``owner`` (``database``: a superuser's
+    connection). See ``postfixadmin.database_present``.
+    """
+    return _dry_run_flow(
+        name, "postfixadmin.database_present", f"database {name}", "set",
+        secrets=[_password_of(database)], name=name, owner=owner, database=database,
+    )
+
+
+def server_settings_present(name, settings=None, database=None):
+    """
+    PostgreSQL server settings (default ``wal_level: logical``) through
+    ALTER SYSTEM; the changes include ``restart_required`` (a list of the
+    settings) while a restart is owed: watch this state with whatever
+    restarts PostgreSQL. See ``postfixadmin.server_settings_present``.
+    """
+    ret = _dry_run_flow(
+        name, "postfixadmin.server_settings_present", "the PostgreSQL server settings", "set",
+        verify_ignores=("restart_required",), secrets=[_password_of(database)], settings=settings, database=database,
+    )
+    if ret["result"] is not False:
+        pending = __salt__["postfixadmin.server_settings_present"](settings=settings, database=database, dry_run=True)
+        if pending.get("restart_required"):
+            ret["changes"]["restart_required"] = pending["restart_required"]
+            ret["comment"] += f"; PostgreSQL must be restarted for {', '.join(pending['restart_required'])}"
+    return ret
+
+
 # --- lookup tables ----------------------------------------------------------
 
 

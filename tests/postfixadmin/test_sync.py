@@ -36,6 +36,7 @@ def test_first_sync_adds_everything_active_as_backupmx(pfa, primary, backup):
         "domains": {**NOTHING, "added": ["one.test", "two.test"]},
         "aliases": {**NOTHING, "added": ["@two.test", "alice@one.test", "bob@two.test", "info@one.test"]},
         "mailboxes": {**NOTHING, "added": ["alice@one.test", "bob@two.test"]},
+        "alias_domains": NOTHING,
     }
     one = pfa.domain_get("one.test", database=backup)
     assert (one["backupmx"], one["active"], one["description"]) == (True, True, "One")
@@ -43,7 +44,7 @@ def test_first_sync_adds_everything_active_as_backupmx(pfa, primary, backup):
     assert (alice["quota"], alice["maildir"], alice["full_name"]) == (1024, "one.test/alice/", "Alice")
     assert pfa.mailbox_check_password("alice@one.test", "pw", database=backup) is False
     assert pfa.domain_get("local.test", database=backup)["backupmx"] is False
-    assert pfa.sync_backup(primary, backup) == {"domains": NOTHING, "aliases": NOTHING, "mailboxes": NOTHING}
+    assert pfa.sync_backup(primary, backup) == {"domains": NOTHING, "aliases": NOTHING, "mailboxes": NOTHING, "alias_domains": NOTHING}
 
 
 def test_changes_and_deletions_on_the_primary_follow(pfa, primary, backup):
@@ -59,11 +60,12 @@ def test_changes_and_deletions_on_the_primary_follow(pfa, primary, backup):
         "domains": {"added": ["three.test"], "updated": ["one.test"], "removed": ["two.test"]},
         "aliases": {"added": [], "updated": [], "removed": ["@two.test", "bob@two.test", "info@one.test"]},
         "mailboxes": {"added": [], "updated": ["alice@one.test"], "removed": ["bob@two.test"]},
+        "alias_domains": NOTHING,
     }
     assert pfa.domain_get("two.test", database=backup) is None
     assert pfa.alias_get("info@one.test", database=backup) is None
     assert pfa.mailbox_get("alice@one.test", database=backup)["quota"] == 2048
-    assert pfa.sync_backup(primary, backup) == {"domains": NOTHING, "aliases": NOTHING, "mailboxes": NOTHING}
+    assert pfa.sync_backup(primary, backup) == {"domains": NOTHING, "aliases": NOTHING, "mailboxes": NOTHING, "alias_domains": NOTHING}
     assert [m["username"] for m in pfa.mailbox_list("local.test", database=backup)] == ["carol@local.test"]
 
 
