@@ -42,6 +42,7 @@ def second_apply(site, first_apply):
 
 
 def by_id(result):
+    assert isinstance(result, dict), f"salt-call failed: {str(result)[:3000]}"
     return {value["__id__"]: value for value in result.values()}
 
 

@@ -208,8 +208,9 @@ def _die_with_parent():
 class FreshHost:
     """One bare host over IMAGE, its files under BASE (overlay upper and work dirs, mount point)."""
 
-    def __init__(self, image, base, address, hostname="mx1.example.com"):
+    def __init__(self, image, base, address, hostname="mx1.example.com", outlive_caller=False):
         self.image = pathlib.Path(image)
+        self.outlive_caller = outlive_caller
         self.base = pathlib.Path(base)
         self.address = address
         self.hostname = hostname
@@ -243,17 +244,19 @@ class FreshHost:
             f"hostname {self.hostname}",
             f'exec chroot {self.mountpoint} python3 -c "$1"',
         ]
-        self._unshare = subprocess.Popen(
-            ["unshare", "--mount", "--pid", "--uts", "--fork", "--kill-child", "--propagation", "private",
-             "sh", "-ec", " && ".join(mounts), "init", INIT],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent)
+        with open(self.base / "init.log", "wb") as log:
+            self._unshare = subprocess.Popen(
+                ["unshare", "--mount", "--pid", "--uts", "--fork", "--kill-child", "--propagation", "private",
+                 "sh", "-ec", " && ".join(mounts), "init", INIT],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=None if self.outlive_caller else _die_with_parent)
         deadline = time.monotonic() + timeout
         while True:
             if self._unshare.poll() is not None:
-                raise RuntimeError(f"host {self.hostname} did not start: {self._unshare.stdout.read().decode()}")
+                raise RuntimeError(f"host {self.hostname} did not start: {(self.base / 'init.log').read_text()}")
             self.pid = self.pid or self._child()
             if self.pid and (self.root / READY).exists():
+                (self.base / "init.pid").write_text(f"{self.pid}\n")
                 return self
             if time.monotonic() > deadline:
                 self.stop()
@@ -337,8 +340,18 @@ class FreshHost:
         if self._unshare:
             self._unshare.kill()
             self._unshare.wait(timeout=30)
-            self._unshare.stdout.close()
         self.pid = self._unshare = None
+
+    @staticmethod
+    def stop_left(base):
+        """Stop a host another process started in BASE (outlive_caller) and left running."""
+        with contextlib.suppress(OSError, ValueError):
+            pid = int((pathlib.Path(base) / "init.pid").read_text())
+            if READY in pathlib.Path(f"/proc/{pid}/cmdline").read_text():
+                os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 30
+                while pathlib.Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                    time.sleep(0.1)
 
 
 def pillar_layer(host, database, lookup_user):
