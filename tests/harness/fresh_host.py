@@ -338,8 +338,12 @@ class FreshHost:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
         if self._unshare:
-            self._unshare.kill()
-            self._unshare.wait(timeout=30)
+            # unshare exits once its child, the init, has: after the kernel ended everything in the namespace
+            try:
+                self._unshare.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._unshare.kill()
+                self._unshare.wait()
         self.pid = self._unshare = None
 
     @staticmethod
