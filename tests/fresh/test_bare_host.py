@@ -6,7 +6,7 @@ nothing."""
 import pytest
 import yaml
 
-from tests.fresh.conftest import ADDRESSES
+from tests.fresh.conftest import ADDRESSES, assert_no_failures
 from tests.fresh.mail import PILLAR_EXAMPLE, banner, submit_and_read
 from tests.harness.fresh_host import formula_packages
 from tests.harness.masterless import changed_states
@@ -53,8 +53,7 @@ def test_the_image_holds_none_of_the_formulas_packages(site):
 def test_test_mode_on_a_bare_host_fails_nothing(predicted):
     rc, result, _ = predicted
     assert isinstance(result, dict), f"test=True did not render: {str(result)[:3000]}"
-    failed = {value["__id__"]: value["comment"] for value in result.values() if value["result"] is False}
-    assert failed == {}
+    assert_no_failures(result)
     assert rc == 0
 
 
