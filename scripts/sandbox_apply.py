@@ -131,6 +131,9 @@ def report_run(rc, result, seconds):
           f"{len(failed)} failed, {seconds:.0f}s (exit {rc})")
     for state_id, comment in failed.items():
         print(f"  FAILED {state_id}: {comment}")
+    installed = sorted(name for key, value in result.items() if key.startswith("pkg_|-") for name in value["changes"])
+    if installed:
+        print(f"  installed {len(installed)} packages: {' '.join(installed)}")
     return rc == 0 and not failed
 
 
