@@ -41,6 +41,8 @@ SUITE = "bookworm"
 RECIPE = 1
 IMAGE_PACKAGES = ("python3", "python3-venv")
 PYTHON_PACKAGES = {"salt": "salt", "psycopg": "psycopg[binary]", "pyyaml": "pyyaml", "jinja2": "jinja2"}
+#: an image no test run used for this long is removed when another is built
+UNUSED_DAYS = 3
 LOCAL_REPO = "/srv/debian"
 SALT_VENV = "/opt/salt"
 #: what a host's commands run with (the caller's environment stays outside)
@@ -139,7 +141,14 @@ def cached_image():
     if not (image_dir() / "complete").exists():
         raise RuntimeError(f"no fresh-host image in {image_dir()}: build it outside the test namespace with "
                            f"`{sys.executable} -m tests.harness.fresh_host build` (scripts/test does)")
+    (image_dir() / "complete").touch()  # last used: images unused for UNUSED_DAYS are removed
     return root
+
+
+def _remove_unused_images():
+    for stamp in CACHE.glob("*/complete"):
+        if time.time() - stamp.stat().st_mtime > UNUSED_DAYS * 86400:
+            shutil.rmtree(stamp.parent, ignore_errors=True)
 
 
 def build_image(log=print):
@@ -150,6 +159,7 @@ def build_image(log=print):
         fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent build of the same key waits for the first
         if (directory / "complete").exists():
             return directory / "rootfs"
+        _remove_unused_images()
         started = time.monotonic()
         log(f"fresh-host image: building {directory} (Debian {SUITE} minbase, Salt, "
             f"{len(formula_packages())} formula packages)")
