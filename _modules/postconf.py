@@ -282,6 +282,38 @@ def default(name, config_dir=None):
     return result["stdout"]
 
 
+def proxy_read_maps_for(params, config_dir=None):
+    """
+    The ``proxy_read_maps`` value PARAMS needs, or None if it needs none.
+
+    proxymap(8) refuses to open a ``proxy:`` map that ``proxy_read_maps``
+    does not name. For every parameter in PARAMS whose value is a
+    ``proxy:`` map and that Postfix's default ``proxy_read_maps`` leaves
+    out, the result is that default plus ``$name``. PARAMS that set
+    ``proxy_read_maps`` themselves need nothing.
+
+    params
+        Dict of main.cf parameter names to values.
+
+    config_dir
+        Postfix configuration directory; default: Postfix's own.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postconf.proxy_read_maps_for '{"virtual_mailbox_maps": "proxy:pgsql:/etc/postfix/pgsql/mailboxes.cf"}'
+    """
+    if not isinstance(params, dict):
+        raise SaltInvocationError(f"params must be a dict of parameter names to values, not {type(params).__name__}")
+    proxied = [name for name, value in params.items() if isinstance(value, str) and "proxy:" in value]
+    if not proxied or "proxy_read_maps" in params:
+        return None
+    current = default("proxy_read_maps", config_dir)
+    missing = [f"${name}" for name in proxied if f"${name}" not in current.split()]
+    return " ".join([current, *missing]) if missing else None
+
+
 def show(config_dir=None, defaults=False):
     """
     Return main.cf parameters as a dict: those set explicitly (``postconf -n``),

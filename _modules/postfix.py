@@ -19,6 +19,7 @@ import os
 import pty
 import re
 import selectors
+import socket
 import subprocess
 import time
 
@@ -40,6 +41,11 @@ ALL_MESSAGES = "ALL"
 POSTSUPER_COUNT = re.compile(r"^postsuper: [A-Za-z ]+: (\d+) messages?$", re.MULTILINE)
 FAILURE_LINE = re.compile(r"\b(fatal|panic|error):")
 MASTER_PID = re.compile(r"is running: PID: (\d+)")
+#: log lines that say a daemon could not run its configuration
+FATAL_LINE = re.compile(r"\b(fatal|panic):")
+#: programs that greet with SMTP's 220 on connect
+SMTP_SERVERS = ("smtpd", "postscreen")
+PROBE_TIMEOUT_SECONDS = 5
 
 
 def __virtual__():
@@ -204,6 +210,110 @@ def _failures_logged_since(maillog, offset):
     except OSError:
         return []
     return [line for line in lines if FAILURE_LINE.search(line)]
+
+
+def _inet_addresses(config_dir):
+    """Where an inet service without its own host listens: inet_interfaces, as addresses to connect to."""
+    interfaces = __salt__["postconf.get"]("inet_interfaces", config_dir=config_dir).replace(",", " ").split()
+    protocols = __salt__["postconf.get"]("inet_protocols", config_dir=config_dir)
+    loopback = ["127.0.0.1"] if "ipv6" not in protocols or "ipv4" in protocols or "all" in protocols else ["::1"]
+    addresses = []
+    for interface in interfaces:
+        if interface in ("all", "loopback-only"):
+            addresses.extend(loopback)
+        else:
+            addresses.append(interface.strip("[]"))
+    return addresses
+
+
+def listeners(config_dir=None):
+    """
+    Return the inet services of master.cf with where they listen:
+    ``[{"service": "name/inet", "host", "port", "command"}]`` (a service
+    without its own host listens on every ``inet_interfaces`` address;
+    ``all`` and ``loopback-only`` are probed on loopback).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix.listeners
+    """
+    found = []
+    for key, service in __salt__["postconf.services"](config_dir=config_dir).items():
+        name, _, service_type = key.rpartition("/")
+        if service_type != "inet":
+            continue
+        host, _, port = name.rpartition(":")
+        hosts = [host.strip("[]")] if host else _inet_addresses(config_dir)
+        try:
+            number = int(port) if port.isdigit() else socket.getservbyname(port, "tcp")
+        except OSError:
+            raise CommandExecutionError(f"master.cf service {key}: unknown port {port!r}") from None
+        command = service["command"].split()[0]
+        found.extend({"service": key, "host": address, "port": number, "command": command} for address in hosts)
+    return found
+
+
+def _greeting(host, port, smtp):
+    """None if HOST:PORT accepts a connection (and, for SMTP, greets with 220), else why not."""
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_SECONDS) as connection:
+            if not smtp:
+                return None
+            line = connection.makefile("rb").readline(1024).decode(errors="replace").strip()
+    except OSError as exc:
+        return f"{host}:{port}: {exc}"
+    if not line.startswith("220"):
+        return f"{host}:{port} greets with {line!r}, not 220" if line else f"{host}:{port} closed without a greeting"
+    return None
+
+
+def probe(config_dir=None, log_offset=None):
+    """
+    Prove that Postfix serves: it runs, every inet listener of master.cf
+    accepts a connection (smtpd and postscreen greet with 220), and, when
+    ``maillog_file`` is set and LOG_OFFSET given, nothing it logged after
+    byte LOG_OFFSET is a fatal or panic line. Returns the problems found, an
+    empty list when it serves.
+
+    log_offset
+        The size of ``maillog_file`` before the change being proven
+        (:py:func:`log_size`).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix.probe
+    """
+    problems = []
+    if status(config_dir):
+        for listener in listeners(config_dir):
+            problem = _greeting(listener["host"], listener["port"], listener["command"] in SMTP_SERVERS)
+            if problem:
+                problems.append(f"{listener['service']}: {problem}")
+    else:
+        problems.append("Postfix is not running")
+    maillog = __salt__["postconf.get"]("maillog_file", config_dir=config_dir)
+    if maillog and log_offset is not None:
+        problems.extend(line for line in _failures_logged_since(maillog, log_offset) if FATAL_LINE.search(line))
+    return problems
+
+
+def log_size(config_dir=None):
+    """
+    The size of Postfix's ``maillog_file`` (0 when it is not set or not
+    there yet): the offset :py:func:`probe` reads the log from.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix.log_size
+    """
+    maillog = __salt__["postconf.get"]("maillog_file", config_dir=config_dir)
+    return _file_size(maillog) if maillog else 0
 
 
 def start(config_dir=None):

@@ -7,11 +7,13 @@ the raw ``postfix:main`` / ``postfix:master`` pillar merged last. Bad pillar
 raises ``SaltInvocationError`` naming the pillar key, so a state file that
 renders these records fails before anything is applied.
 
-The translation is pure except for three host facts: the minion's memory
-(``process_limit: auto``) and whether the local Postfix carries the VDA quota
-patch (``quota: backend: vda|auto``), which callers may pass in, and Postfix's
-default ``proxy_read_maps`` (read when a proxied map may be missing from it).
-Postfix's facts come from the postconf execution module.
+The translation is pure: it reads the settings and the grains
+(``mem_total`` for ``process_limit: auto``), never the installed software, so
+it works on a minion where Postfix is not installed yet. Facts only the
+installed Postfix knows are checked by states when they run: whether it
+carries the VDA quota patch (``postconf.expected`` in postfix.package) and
+which proxied maps its default ``proxy_read_maps`` leaves out
+(``postconf.parameters`` with ``extend_proxy_read_maps``).
 """
 
 import math
@@ -44,6 +46,32 @@ TODAYS_HELO_NAMES = {
     "reject_unknown_hostname": "reject_unknown_helo_hostname",
     "reject_non_fqdn_hostname": "reject_non_fqdn_helo_hostname",
 }
+
+#: Postfix's access restriction names (postconf(5), SMTPD_ACCESS_README), today's and
+#: the old ones it still takes; a list item may also be a lookup table (type:name)
+RESTRICTIONS = frozenset("""
+    permit defer reject warn_if_reject defer_if_permit defer_if_reject sleep
+    permit_mynetworks permit_sasl_authenticated permit_inet_interfaces permit_naked_ip_address
+    permit_tls_clientcerts permit_tls_all_clientcerts permit_mx_backup permit_auth_destination
+    permit_dnswl_client permit_rhswl_client
+    reject_unauth_destination defer_unauth_destination reject_unauth_pipelining reject_plaintext_session
+    reject_unknown_client_hostname reject_unknown_reverse_client_hostname reject_unknown_forward_client_hostname
+    reject_unknown_client reject_rbl_client reject_rhsbl_client reject_rhsbl_reverse_client reject_rhsbl_helo
+    reject_rhsbl_sender reject_rhsbl_recipient reject_maps_rbl reject_rbl reject_rhsbl
+    reject_invalid_helo_hostname reject_non_fqdn_helo_hostname reject_unknown_helo_hostname
+    reject_invalid_hostname reject_non_fqdn_hostname reject_unknown_hostname
+    reject_non_fqdn_sender reject_non_fqdn_recipient reject_unknown_sender_domain reject_unknown_recipient_domain
+    reject_unlisted_sender reject_unlisted_recipient reject_unverified_sender reject_unverified_recipient
+    reject_sender_login_mismatch reject_authenticated_sender_login_mismatch reject_known_sender_login_mismatch
+    reject_unauthenticated_sender_login_mismatch reject_multi_recipient_bounce reject_non_fqdn_address
+    check_policy_service check_client_access check_reverse_client_hostname_access check_client_a_access
+    check_client_mx_access check_client_ns_access check_reverse_client_hostname_a_access
+    check_reverse_client_hostname_mx_access check_reverse_client_hostname_ns_access check_helo_access
+    check_helo_a_access check_helo_mx_access check_helo_ns_access check_sender_access check_sender_a_access
+    check_sender_mx_access check_sender_ns_access check_recipient_access check_recipient_a_access
+    check_recipient_mx_access check_recipient_ns_access check_ccert_access check_sasl_access
+    check_etrn_access check_address_map
+""".split())
 
 #: the largest mailbox quota (bytes) the document deems usable
 MAX_QUOTA = 9223372036854774784
@@ -126,9 +154,19 @@ def _enabled(settings, name):
     return _yes_no(f"{name}:enabled", _get(settings, f"{name}:enabled")) == "yes"
 
 
-def _restriction_list(key, value):
-    if not isinstance(value, list) or not value or not all(isinstance(item, str) and item for item in value):
+def _restriction_list(key, value, classes=()):
+    """A non-empty list of restrictions whose names Postfix knows (or lookup tables,
+    or restriction CLASSES): an unknown name would make smtpd answer every RCPT
+    with 451 4.3.5 "Server configuration error"."""
+    if not isinstance(value, list) or not value or not all(isinstance(item, str) and item.strip() for item in value):
         _invalid(key, "must be a non-empty list of restrictions", value)
+    for item in value:
+        word = item.split()[0]
+        if word not in RESTRICTIONS and ":" not in word and word not in classes:
+            _invalid(key, f"{word} is not a Postfix restriction, lookup table or smtpd_restriction_classes name",
+                     value)
+        if any(ord(character) < 32 or ord(character) == 127 for character in item):
+            _invalid(key, "restrictions must not contain control characters", value)
     return value
 
 
@@ -231,6 +269,22 @@ def _performance(settings, mem_total):
     }
 
 
+def queue_directory(settings):
+    """
+    The queue directory Postfix uses once the formula has run: the one
+    ``performance:queue:directory`` moves it to, else the OS's
+    (``lookup:queue_directory``; postfix.package checks that the installed
+    Postfix agrees). Dovecot's sockets live there.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix_records.queue_directory '{"performance": {"queue": {"directory": null}}, "lookup": {"queue_directory": "/var/spool/postfix"}}'
+    """
+    return _get(settings, "performance:queue:directory") or _get(settings, "lookup:queue_directory")
+
+
 def tables_dir(settings):
     """
     The directory holding the pgsql lookup table files:
@@ -255,33 +309,51 @@ def _maps(settings, *tables):
     return ", ".join(_map(settings, table) for table in tables)
 
 
-def quota_backend(settings, vda=None):
+def quota_backend(settings):
     """
-    The quota backend in use: ``vda`` or ``dovecot`` (``auto`` picks ``vda``
-    on a Postfix with the VDA patch). ``vda`` on a Postfix without the patch
-    is refused. ``vda`` (bool) defaults to :py:func:`vda_supported`.
+    The quota backend in use: ``vda`` or ``dovecot``. ``auto`` picks ``vda``
+    only where the OS's Postfix package carries the VDA patch
+    (``lookup:vda_builtin``), else ``dovecot``. Whether the installed Postfix
+    really has the patch is checked when the states run (see
+    :py:func:`vda_check`).
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt '*' postfix_records.quota_backend '{"config_dir": "/etc/postfix", "quota": {"backend": "auto"}}'
+        salt '*' postfix_records.quota_backend '{"lookup": {"vda_builtin": false}, "quota": {"backend": "auto"}}'
     """
     backend = _get(settings, "quota:backend")
     if backend not in ("auto", "vda", "dovecot"):
         _invalid("quota:backend", "must be auto, vda or dovecot", backend)
-    if backend == "dovecot":
+    if backend != "auto":
         return backend
-    if vda is None:
-        vda = vda_supported(_get(settings, "config_dir"))
-    if backend == "vda" and not vda:
-        hint = _get(settings, "lookup:vda_patch")
-        _invalid(
-            "quota:backend",
-            "vda needs a Postfix built with the VDA quota patch; this one has none" + (f" ({hint})" if hint else ""),
-            backend,
-        )
-    return "vda" if vda else "dovecot"
+    builtin = _get(settings, "lookup:vda_builtin")
+    _yes_no("lookup:vda_builtin", builtin)
+    return "vda" if builtin else "dovecot"
+
+
+def vda_check(settings):
+    """
+    What ``postconf.expected`` must find in the installed Postfix when the
+    ``vda`` quota backend is in use: ``{"parameters": [...], "reason": text}``
+    naming the pillar key and where this OS gets the patch, or ``None`` for
+    the other backends.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix_records.vda_check '{"lookup": {"vda_patch": null}, "quota": {"enabled": true, "backend": "vda"}}'
+    """
+    if not _enabled(settings, "quota") or quota_backend(settings) != "vda":
+        return None
+    hint = _get(settings, "lookup:vda_patch")
+    return {
+        "known": ["virtual_mailbox_limit_maps"],
+        "reason": "pillar postfix:quota:backend: vda needs a Postfix built with the VDA quota patch"
+        + (f" ({hint})" if hint else ""),
+    }
 
 
 def _quota_message(settings):
@@ -357,17 +429,6 @@ def _virtual(settings, lmtp):
     return params
 
 
-def _proxy_read_maps(params, config_dir):
-    """Postfix refuses proxy: maps that proxy_read_maps does not name: add those its
-    default leaves out (unless postfix:main sets proxy_read_maps itself)."""
-    proxied = [name for name, value in params.items() if isinstance(value, str) and value.startswith("proxy:")]
-    if not proxied or "proxy_read_maps" in params:
-        return {}
-    default = __salt__["postconf.default"]("proxy_read_maps", config_dir)
-    missing = [f"${name}" for name in proxied if f"${name}" not in default.split()]
-    return {"proxy_read_maps": " ".join([default, *missing])} if missing else {}
-
-
 def _raw_main(settings):
     raw = _mapping(settings, "main")
     for name, key in RESERVED_MAIN.items():
@@ -376,20 +437,17 @@ def _raw_main(settings):
     return raw
 
 
-def main(settings, mem_total=None, vda=None):
+def main(settings, mem_total=None):
     """
     The main.cf parameters for the formula's ``settings`` (the whole
     ``postfix`` tree map.jinja builds from defaults.yaml, the OS lookup and
     the pillar): hardening and performance always, then the enabled features
     (relay, postfixadmin, dovecot, quota), then ``settings["main"]`` merged
     last (a ``None`` value removes a parameter; ``queue_directory`` is refused:
-    only postfix.performance.queue moves the queue). Proxied maps, the
-    formula's or ``main``'s, that Postfix's default ``proxy_read_maps`` leaves
-    out are added to it, unless ``main`` sets ``proxy_read_maps``.
+    only postfix.performance.queue moves the queue).
 
-    ``mem_total`` (MB) and ``vda`` (bool) are host facts for
-    ``process_limit: auto`` and the quota backend; by default they are read
-    from the grains and from :py:func:`vda_supported`.
+    ``mem_total`` (MB) is for ``process_limit: auto``; by default the
+    ``mem_total`` grain.
 
     CLI Example:
 
@@ -401,16 +459,14 @@ def main(settings, mem_total=None, vda=None):
     params = {**_hardening(settings), **_performance(settings, mem_total)}
     if _enabled(settings, "relay"):
         params.update(_relay(settings))
-    backend = quota_backend(settings, vda) if _enabled(settings, "quota") else None
+    backend = quota_backend(settings) if _enabled(settings, "quota") else None
     if _enabled(settings, "postfixadmin"):
         params.update(_virtual(settings, lmtp=_enabled(settings, "dovecot") and backend != "vda"))
     if backend == "vda":
         params.update(_vda(settings))
     elif backend == "dovecot":
         params.update(_policy_quota(settings))
-    params = merge(params, _raw_main(settings))
-    params.update(_proxy_read_maps(params, _get(settings, "config_dir")))
-    return params
+    return merge(params, _raw_main(settings))
 
 
 def _sasl_path(settings):
@@ -511,6 +567,25 @@ def feature_tables(feature):
     return list(TABLES_BY_FEATURE[feature])
 
 
+def served_tables(settings):
+    """
+    The lookup table files main.cf names for the enabled features (relay,
+    postfixadmin, the vda quota backend): what Postfix must be reloaded
+    for when one changes.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix_records.served_tables "$(cat postfix-settings.json)"
+    """
+    features = [name for name in ("relay", "postfixadmin") if _enabled(settings, name)]
+    if _enabled(settings, "quota") and quota_backend(settings) == "vda":
+        features.append("vda")
+    directory = tables_dir(settings)
+    return [f"{directory}/{table}.cf" for feature in features for table in TABLES_BY_FEATURE[feature]]
+
+
 def all_tables(settings):
     """
     Every lookup table file the formula can write, ``{table: path}``
@@ -524,21 +599,3 @@ def all_tables(settings):
     """
     directory = tables_dir(settings)
     return {table: f"{directory}/{table}.cf" for names in TABLES_BY_FEATURE.values() for table in names}
-
-
-def vda_supported(config_dir=None):
-    """
-    True if the Postfix at ``config_dir`` was built with the VDA quota patch
-    (it then knows the ``virtual_mailbox_limit_maps`` parameter).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt '*' postfix_records.vda_supported /etc/postfix
-    """
-    try:
-        __salt__["postconf.default"]("virtual_mailbox_limit_maps", config_dir)
-    except SaltInvocationError:
-        return False
-    return True

@@ -25,11 +25,14 @@ Every state keeps the file it edits as it was, byte for byte, if
 so nothing downstream reloads a broken configuration.
 """
 
+import hashlib
 import logging
 import os
 import pathlib
 
+import salt.utils.atomicfile
 import salt.utils.files
+import salt.utils.json
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 log = logging.getLogger(__name__)
@@ -38,14 +41,60 @@ __virtualname__ = "postconf"
 
 
 #: what this state calls: the postconf module writes, the postfix module checks the result
-NEEDS = {"postconf": ("postconf.get", "postconf.set", "postconf.set_services"), "postfix": ("postfix.check",)}
+NEEDS = ("postconf.get", "postconf.set", "postconf.set_services", "postfix.check")
 
 
 def __virtual__():
-    for module, functions in NEEDS.items():
-        if not all(function in __salt__ for function in functions):
-            return (False, f"the postconf state needs the {module} execution module (is Postfix installed?)")
+    # Always loadable: on a bare minion Postfix (and with it the postconf and
+    # postfix execution modules) arrives later in the same run.
     return __virtualname__
+
+
+def _missing_modules():
+    """Why the execution modules this state needs are not there, or None."""
+    missing = [function for function in NEEDS if function not in __salt__]
+    if not missing:
+        return None
+    reason = getattr(__salt__, "missing_fun_string", lambda name: "")(missing[0])
+    return f"{', '.join(missing)} not available (is Postfix installed?){': ' + reason if reason else ''}"
+
+
+def _not_installed(ret, filename, changes):
+    """Postfix is missing: predict CHANGES in test mode, fail otherwise."""
+    missing = _missing_modules()
+    if not __opts__["test"]:
+        return {**ret, "result": False, "comment": f"cannot edit {filename}: {missing}"}
+    return {**ret, "result": None, "changes": changes,
+            "comment": f"{filename} would be written once Postfix is installed: {', '.join(changes) or 'nothing'}"}
+
+
+#: where the names each state set are recorded, per configuration directory
+MANAGED_DIR = ("postconf", "managed")
+
+
+def _managed_path(config_dir, filename):
+    directory = str(_config_file(config_dir, filename).parent)
+    return os.path.join(__opts__["cachedir"], *MANAGED_DIR, hashlib.sha256(directory.encode()).hexdigest()[:16],
+                        f"{filename}.json")
+
+
+def _managed(config_dir, filename):
+    """The main.cf parameters (master.cf services) a pruning state set last time."""
+    try:
+        with salt.utils.files.fopen(_managed_path(config_dir, filename), "r") as handle:
+            return set(salt.utils.json.load(handle))
+    except FileNotFoundError:
+        return set()
+    except ValueError as exc:
+        log.warning("postconf: ignoring unreadable %s: %s", _managed_path(config_dir, filename), exc)
+        return set()
+
+
+def _record_managed(config_dir, filename, names):
+    path = _managed_path(config_dir, filename)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with salt.utils.atomicfile.atomic_open(path, "w") as handle:
+        salt.utils.json.dump(sorted(names), handle)
 
 
 def _config_file(config_dir, filename):
@@ -85,8 +134,9 @@ def _predict(ret, edit, filename):
     return {**ret, "result": None, "changes": changes, "comment": f"{filename} would change: {', '.join(changes)}"}
 
 
-def _apply(ret, edit, config_dir, filename):
-    """Apply EDIT, then ``postfix check``; if either fails, put FILENAME back byte-identical."""
+def _apply(ret, edit, config_dir, filename, applied=None):
+    """Apply EDIT, then ``postfix check``; if either fails, put FILENAME back byte-identical.
+    APPLIED() runs once the edit stands."""
     try:
         snapshot = _Snapshot(_config_file(config_dir, filename))
     except (CommandExecutionError, OSError) as exc:
@@ -100,21 +150,26 @@ def _apply(ret, edit, config_dir, filename):
     except CommandExecutionError as exc:
         snapshot.restore()
         return {**ret, "result": False, "comment": f"{exc}; {filename} restored as it was"}
+    if applied:
+        applied()
     if not changes:
         return {**ret, "comment": f"{filename} already as wanted"}
     return {**ret, "changes": changes, "comment": f"{filename} changed: {', '.join(changes)}"}
 
 
-def _run(name, edit, config_dir, filename):
+def _run(name, edit, config_dir, filename, wanted=None, applied=None):
     """The flow of every state here. EDIT(test) applies the change, or with test=True
-    only predicts it, and returns the changes dict."""
+    only predicts it, and returns the changes dict. WANTED: the changes to predict
+    while Postfix is not installed yet. APPLIED() runs once an applied edit stands."""
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    if _missing_modules():
+        return _not_installed(ret, filename, wanted or {})
     if __opts__["test"]:
         return _predict(ret, edit, filename)
-    return _apply(ret, edit, config_dir, filename)
+    return _apply(ret, edit, config_dir, filename, applied)
 
 
-def parameters(name, params, config_dir=None, user_defined=None):
+def parameters(name, params, config_dir=None, user_defined=None, extend_proxy_read_maps=False, prune=False):
     """
     Make main.cf hold PARAMS (one postconf call to read, one to write).
 
@@ -131,15 +186,37 @@ def parameters(name, params, config_dir=None, user_defined=None):
     user_defined
         Names Postfix does not know that are wanted anyway, e.g. parameters
         master.cf refers to as ``$name``.
+
+    extend_proxy_read_maps
+        Add the ``proxy:`` maps in PARAMS that the installed Postfix's default
+        ``proxy_read_maps`` leaves out to ``proxy_read_maps`` (unless PARAMS
+        set it), so proxymap serves them (``postconf.proxy_read_maps_for``).
+
+    prune
+        Remove the parameters this state set in an earlier run that PARAMS
+        no longer name (the names it set are recorded in the minion's cache
+        directory); parameters it never set are left alone.
     """
+    wanted = dict(params or {})
 
     def edit(test):
-        return __salt__["postconf.set"](params, config_dir=config_dir, user_defined=user_defined, test=test)
+        if extend_proxy_read_maps:
+            readable = __salt__["postconf.proxy_read_maps_for"](wanted, config_dir=config_dir)
+            if readable:
+                wanted["proxy_read_maps"] = readable
+        if prune:
+            wanted.update(dict.fromkeys(_managed(config_dir, "main.cf") - set(wanted)))
+        return __salt__["postconf.set"](wanted, config_dir=config_dir, user_defined=user_defined, test=test)
 
-    return _run(name, edit, config_dir, "main.cf")
+    def applied():
+        if prune:
+            _record_managed(config_dir, "main.cf", [key for key, value in wanted.items() if value is not None])
+
+    predicted = {key: {"old": None, "new": value} for key, value in wanted.items() if value is not None}
+    return _run(name, edit, config_dir, "main.cf", predicted, applied)
 
 
-def services(name, services, config_dir=None):  # pylint: disable=redefined-outer-name
+def services(name, services, config_dir=None, prune=False):  # pylint: disable=redefined-outer-name
     """
     Make the listed master.cf services what SERVICES says, in one batch.
 
@@ -154,12 +231,25 @@ def services(name, services, config_dir=None):  # pylint: disable=redefined-oute
 
     config_dir
         Postfix configuration directory; default: Postfix's own.
+
+    prune
+        Remove the services this state added in an earlier run that
+        SERVICES no longer name (recorded in the minion's cache directory);
+        services it never added are left alone.
     """
+    wanted = dict(services or {})
 
     def edit(test):
-        return __salt__["postconf.set_services"](services, config_dir=config_dir, test=test)
+        if prune:
+            wanted.update({key: {"enabled": False} for key in _managed(config_dir, "master.cf") - set(wanted)})
+        return __salt__["postconf.set_services"](wanted, config_dir=config_dir, test=test)
 
-    return _run(name, edit, config_dir, "master.cf")
+    def applied():
+        if prune:
+            _record_managed(config_dir, "master.cf", [key for key, spec in wanted.items() if spec.get("enabled", True)])
+
+    predicted = {key: {"old": None, "new": spec} for key, spec in wanted.items() if spec.get("enabled", True)}
+    return _run(name, edit, config_dir, "master.cf", predicted, applied)
 
 
 def service_present(
@@ -206,3 +296,60 @@ def service_absent(name, config_dir=None):
         Postfix configuration directory; default: Postfix's own.
     """
     return services(name, {name: {"enabled": False}}, config_dir=config_dir)
+
+
+def expected(name, known=None, values=None, reason="", config_dir=None):
+    """
+    Fail unless the installed Postfix is what the rest of the run assumes:
+    it knows every parameter in KNOWN (e.g. the ones a patch such as VDA
+    adds) and has the effective VALUES (e.g. the queue_directory other
+    daemons' sockets are placed in). Writes nothing: states that rely on it
+    require this one, so a mismatch fails the run before anything changes.
+
+    name
+        A label for the state.
+
+    known
+        Parameter names the installed Postfix must know.
+
+    values
+        ``{parameter: value}`` the installed Postfix must have in effect.
+
+    reason
+        What relies on them, for the failure message (e.g. the pillar key).
+
+    config_dir
+        Postfix configuration directory; default: Postfix's own.
+
+    .. code-block:: yaml
+
+        postfix-vda-supported:
+          postconf.expected:
+            - known: [virtual_mailbox_limit_maps]
+            - reason: "pillar postfix:quota:backend: vda needs the VDA patch"
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    known, values = list(known or ()), dict(values or {})
+    what = ", ".join([*known, *(f"{key} = {value}" for key, value in values.items())])
+    prefix = f"{reason}: " if reason else ""
+    if _missing_modules():
+        if __opts__["test"]:
+            return {**ret, "result": None, "comment": f"would check the installed Postfix for {what}"}
+        return {**ret, "result": False, "comment": f"{prefix}{_missing_modules()}"}
+    problems = []
+    try:
+        for parameter in known:
+            try:
+                __salt__["postconf.default"](parameter, config_dir=config_dir)
+            except SaltInvocationError:
+                problems.append(f"the installed Postfix does not know {parameter}")
+        for parameter, value in values.items():
+            current = __salt__["postconf.get"](parameter, config_dir=config_dir)
+            if current != str(value):
+                problems.append(f"{parameter} is {current!r}, not {str(value)!r}")
+    except CommandExecutionError as exc:
+        problems.append(str(exc))
+    if problems:
+        return {**ret, "result": False, "comment": prefix + "; ".join(problems)}
+    ret["comment"] = f"the installed Postfix has {what}"
+    return ret

@@ -1,37 +1,36 @@
 """
-Keep a Postfix instance running and make it take configuration changes.
+Keep a Postfix instance running on the configuration on disk, and prove it serves.
 
-``postfix.running`` starts a stopped instance. When a state it watches made
-changes, its ``mod_watch`` first runs ``postfix check``: if that fails, this
-state fails with Postfix's message and Postfix keeps running on the
-configuration it has loaded. Otherwise it reloads Postfix, or stops and
-starts it when a parameter Postfix reads only at start-up changed
-(RESTART_PARAMETERS: a reload would leave the old value in force, or kill
-Postfix).
+``postfix.running`` starts a stopped instance, and pays what is owed to a
+running one: a restart when a parameter Postfix reads only at start-up
+(RESTART_PARAMETERS) differs from the value it was started with, a reload
+when main.cf, master.cf or one of ``config_files`` (e.g. lookup tables)
+differs from the configuration it was last proven to serve on. What is owed
+is derived from records on disk (the restart parameters Postfix was started
+with, and a copy of the last configuration proven to serve, both in the
+minion's cache directory), so a run that failed or was killed after
+changing a file still owes the reload to the next one. When a state it
+watches made changes, its ``mod_watch`` runs ``postfix check`` first (on
+failure Postfix is not touched) and then reloads even if nothing else
+differs.
 
-To know whether such a parameter changed, this state records their values
-whenever it starts Postfix, in a JSON file in the minion's cache directory,
-keyed by configuration directory. A watch with no record restarts (always
-safe) and records.
-
-After every start, reload or restart the state verifies that Postfix runs
-(after a reload, for RELOAD_SETTLE_SECONDS), and then keeps a copy of the
-main.cf and master.cf it runs on (the last known-good configuration, also in
-the minion's cache directory). A Postfix that died taking a reload (a
-setting ``postfix check`` does not catch, e.g. ``service_throttle_time =
-soon``) is started afresh. When that start, or the start of a restart,
-fails, the state puts the known-good main.cf and master.cf back (keeping the
-rejected ones in the cache directory, named in the comment) and starts
-Postfix on them, so mail keeps flowing; the state still fails with the
-reason Postfix logged and never reports success. In test mode nothing runs
-that could write: not even ``postfix check``, which creates missing queue
-directories and fixes permissions.
+Every start, reload and restart is proven, not assumed: after a reload the
+master must log that it took it (with ``maillog_file``; without one it must
+stay up RELOAD_SETTLE_SECONDS), then every inet listener of master.cf must
+accept a connection (smtpd and postscreen greet with 220), and no fatal or
+panic line may appear in ``maillog_file`` since. If Postfix does not serve,
+the state puts the last known-good main.cf and master.cf back (keeping the
+rejected ones in the cache directory, named in the comment), makes Postfix
+take them and proves that, and fails with Postfix's own messages. In test
+mode nothing runs that could write: not even ``postfix check``, which
+creates missing queue directories and fixes permissions.
 
 .. code-block:: yaml
 
     postfix-running:
       postfix.running:
         - config_dir: /etc/postfix
+        - config_files: [/etc/postfix/pgsql/virtual_mailbox_maps.cf]
         - watch:
           - postconf: main-cf
 """
@@ -39,6 +38,7 @@ directories and fixes permissions.
 import hashlib
 import logging
 import os
+import re
 import shutil
 import time
 
@@ -66,6 +66,8 @@ RESTART_PARAMETERS = (
 #: take the new configuration exits about a second after the reload (Postfix pauses
 #: 1 s before a fatal exit)
 RELOAD_SETTLE_SECONDS = 1.5
+#: how long to wait for the master to log that it took a reload
+RELOAD_LOG_SECONDS = 10
 STATUS_INTERVAL_SECONDS = 0.25
 RECORD_FILE = ("postfix", "restart_parameters.json")
 KNOWN_GOOD_DIR = ("postfix", "known-good")
@@ -74,11 +76,25 @@ CONFIG_FILES = ("main.cf", "master.cf")
 
 
 def __virtual__():
-    if "postfix.status" not in __salt__:
-        return (False, "the postfix state needs the postfix execution module (is Postfix installed?)")
-    if "postconf.show" not in __salt__:
-        return (False, "the postfix state needs the postconf execution module")
+    # Always loadable: on a bare minion Postfix (and with it the postfix and
+    # postconf execution modules) arrives later in the same run.
     return __virtualname__
+
+
+def _missing_modules():
+    """Why the execution modules this state needs are not there, or None."""
+    missing = [function for function in ("postfix.status", "postconf.show") if function not in __salt__]
+    if not missing:
+        return None
+    return f"{', '.join(missing)} not available (is Postfix installed?)"
+
+
+def _not_installed(ret):
+    """Postfix is missing: in test mode it would be started once installed; else fail."""
+    if __opts__["test"]:
+        return _predicted(ret, "Postfix would be started once it is installed",
+                          {"postfix": {"old": "not installed", "new": "running"}})
+    return _failed(ret, f"Postfix cannot be started: {_missing_modules()}")
 
 
 def _record_path():
@@ -134,9 +150,47 @@ def _same_config(one_dir, other_dir):
     return all(content(one_dir, name) == content(other_dir, name) for name in CONFIG_FILES)
 
 
-def _keep_known_good(config_directory):
-    """Postfix runs on the configuration in CONFIG_DIRECTORY: keep a copy of it."""
+def _digests(paths):
+    """{path: sha256 of its content, or None when it is missing}."""
+    digests = {}
+    for path in paths:
+        try:
+            with salt.utils.files.fopen(path, "rb") as handle:
+                digests[path] = hashlib.sha256(handle.read()).hexdigest()
+        except FileNotFoundError:
+            digests[path] = None
+    return digests
+
+
+def _known_good_digests_path(config_directory):
+    return os.path.join(_cache_dir(KNOWN_GOOD_DIR, config_directory), "files.json")
+
+
+def _keep_known_good(config_directory, config_files=()):
+    """Postfix serves on the configuration in CONFIG_DIRECTORY (and CONFIG_FILES,
+    e.g. lookup tables): keep a copy of main.cf and master.cf, digests of the rest."""
     _copy_config(config_directory, _cache_dir(KNOWN_GOOD_DIR, config_directory))
+    with salt.utils.atomicfile.atomic_open(_known_good_digests_path(config_directory), "w") as handle:
+        salt.utils.json.dump(_digests(config_files), handle, indent=2, sort_keys=True)
+
+
+def _reload_owed(config_directory, config_files=()):
+    """Why Postfix may not run the configuration on disk (it differs from the one
+    last proven to serve, or none was), or None. Kept on disk, so a run that
+    failed or was killed after changing a file still owes the reload."""
+    known_good = _cache_dir(KNOWN_GOOD_DIR, config_directory)
+    try:
+        with salt.utils.files.fopen(_known_good_digests_path(config_directory), "r") as handle:
+            digests = salt.utils.json.load(handle)
+        same = _same_config(known_good, config_directory)
+    except (OSError, ValueError):
+        return "no configuration was proven to serve yet"
+    if not same:
+        return "main.cf or master.cf changed since Postfix last took its configuration"
+    changed = [path for path, digest in _digests(config_files).items() if digests.get(path) != digest]
+    if changed:
+        return f"{', '.join(changed)} changed since Postfix last took its configuration"
+    return None
 
 
 def _put_back_known_good(config_directory):
@@ -149,12 +203,6 @@ def _put_back_known_good(config_directory):
     _copy_config(config_directory, rejected)
     _copy_config(known_good, config_directory)
     return rejected
-
-
-def _restart_settings(config_dir):
-    """(configuration directory, {restart parameter: value}) as main.cf has them now."""
-    parameters = __salt__["postconf.show"](config_dir=config_dir, defaults=True)
-    return parameters["config_directory"], {name: parameters.get(name) for name in RESTART_PARAMETERS}
 
 
 def _restart_changes(recorded, settings):
@@ -176,6 +224,28 @@ def _stays_running(config_dir, seconds):
     return False
 
 
+def _reload_taken(config_dir, log_offset):
+    """Wait until the master has re-read its configuration after ``postfix reload``:
+    it logs "reload" (or a fatal line) to maillog_file; without one, it must stay
+    up for RELOAD_SETTLE_SECONDS (a master that cannot take a configuration exits
+    about a second after the reload)."""
+    maillog = __salt__["postconf.get"]("maillog_file", config_dir=config_dir)
+    if not maillog:
+        return _stays_running(config_dir, RELOAD_SETTLE_SECONDS)
+    deadline = time.monotonic() + RELOAD_LOG_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            with salt.utils.files.fopen(maillog, "rb") as handle:
+                handle.seek(log_offset)
+                logged = handle.read().decode(errors="replace")
+        except OSError:
+            logged = ""
+        if re.search(r"master\[\d+\]: (reload -- |fatal:|panic:)", logged):
+            return True
+        time.sleep(STATUS_INTERVAL_SECONDS)
+    return __salt__["postfix.status"](config_dir)
+
+
 def _result(name):
     return {"name": name, "result": True, "changes": {}, "comment": ""}
 
@@ -190,110 +260,140 @@ def _predicted(ret, comment, changes):
     return ret
 
 
-def _start_recorded(config_dir, config_directory, settings):
-    """Start Postfix, record the restart parameters it started with; True if it runs."""
-    __salt__["postfix.start"](config_dir)
-    _write_record(config_directory, settings)
-    if not _stays_running(config_dir, 0):
-        return False
-    _keep_known_good(config_directory)
-    return True
+class _Instance:
+    """One Postfix instance as this state handles it: where its configuration is,
+    the extra files it serves from, and the restart parameters main.cf has now."""
+
+    def __init__(self, config_dir, config_files):
+        self.config_dir = config_dir
+        self.config_files = list(config_files or ())
+        parameters = __salt__["postconf.show"](config_dir=config_dir, defaults=True)
+        self.config_directory = parameters["config_directory"]
+        self.restart_settings = {name: parameters.get(name) for name in RESTART_PARAMETERS}
+
+    def restart_changes(self):
+        """{parameter: {"old", "new"}} for restart parameters that differ from the
+        values Postfix was started with; None when those are not known."""
+        recorded = _read_records().get(self.config_directory)
+        if recorded is None:
+            return None
+        return _restart_changes(recorded, self.restart_settings)
 
 
-def _start(ret, config_dir):
-    """Start a stopped Postfix."""
-    changes = {"postfix": {"old": "stopped", "new": "running"}}
-    if __opts__["test"]:
-        return _predicted(ret, "Postfix would start", changes)
-    if not _start_recorded(config_dir, *_restart_settings(config_dir)):
-        return _failed(ret, "Postfix started but is not running")
-    ret.update(changes=changes, comment="Postfix started")
-    return ret
+def _prove(instance, log_offset):
+    """The problems that keep Postfix from serving ([] when it serves); on success the
+    configuration it serves on becomes the known-good one."""
+    problems = __salt__["postfix.probe"](instance.config_dir, log_offset=log_offset)
+    if not problems:
+        _keep_known_good(instance.config_directory, instance.config_files)
+    return problems
 
 
-def _fall_back(ret, config_dir, config_directory, failure):
-    """Postfix is down after FAILURE: start it on the known-good configuration; the state fails."""
+def _start_proven(instance):
+    """Start Postfix, record the restart parameters it started with, prove it serves:
+    the problems ([] when it serves). Raises CommandExecutionError if it does not start."""
+    offset = __salt__["postfix.log_size"](instance.config_dir)
+    __salt__["postfix.start"](instance.config_dir)
+    _write_record(instance.config_directory, instance.restart_settings)
+    return _prove(instance, offset)
+
+
+def _reload_proven(instance):
+    """Reload Postfix and prove it serves: the problems ([] when it serves)."""
+    offset = __salt__["postfix.log_size"](instance.config_dir)
+    __salt__["postfix.reload"](instance.config_dir)
+    if not _reload_taken(instance.config_dir, offset):
+        log.warning("postfix: Postfix stopped after a reload; starting it again")
+        return _start_proven(instance)
+    return _prove(instance, offset)
+
+
+def _restart_proven(instance):
+    __salt__["postfix.stop"](instance.config_dir)
+    return _start_proven(instance)
+
+
+def _roll_back(ret, config_dir, config_files, failure):
+    """The configuration on disk does not serve (FAILURE): put the last one proven to
+    serve back, make Postfix take it, and fail with FAILURE either way."""
+    config_directory = _Instance(config_dir, config_files).config_directory
     try:
         rejected = _put_back_known_good(config_directory)
     except OSError as exc:
-        return _failed(ret, f"{failure}; the last configuration it ran on could not be put back: {exc}")
+        return _failed(ret, f"{failure}; the last configuration it served on could not be put back: {exc}")
     if rejected is None:
-        return _failed(ret, failure)
+        return _failed(ret, f"{failure} (and it served on no other configuration before)")
+    instance = _Instance(config_dir, config_files)
     try:
-        started = _start_recorded(config_dir, *_restart_settings(config_dir))
+        # a restart, not a reload: the master throttles a service whose processes
+        # failed on the rejected configuration, and only a restart ends that
+        problems = _restart_proven(instance)
     except CommandExecutionError as exc:
-        started, failure = False, f"{failure}; on the last configuration it ran on: {exc}"
-    if not started:
-        return _failed(ret, f"{failure}; it is not running (rejected main.cf and master.cf: {rejected})")
-    ret["changes"] = {"postfix": {"old": "running", "new": "running the last configuration it ran on"},
+        problems = [str(exc)]
+    if problems:
+        return _failed(ret, f"{failure}; on the last configuration it served on, too: {'; '.join(problems)} "
+                            f"(rejected main.cf and master.cf: {rejected})")
+    ret["changes"] = {"postfix": {"old": "rejected configuration", "new": "serving on the last known-good one"},
                       "config": {"old": f"rejected (kept in {rejected})", "new": "last known-good"}}
-    return _failed(ret, f"{failure}. main.cf and master.cf were put back to the last configuration Postfix ran on, "
-                        f"and it runs on that; the rejected ones are in {rejected}")
+    return _failed(ret, f"{failure}. main.cf and master.cf were put back to the last configuration Postfix served on, "
+                        f"and it serves on that; the rejected ones are in {rejected}")
 
 
-def _start_again(ret, config_dir, record, stopped_how, success):
-    """Start Postfix after it stopped (STOPPED_HOW); report SUCCESS (changes, comment) if it runs,
-    else fall back to the last configuration it ran on."""
+#: what each way of taking the configuration reports: (the changes' "new", the comment's verb)
+ACTIONS = {"start": ("running", "started"), "reload": ("reloaded", "reloaded"), "restart": ("restarted", "restarted")}
+
+
+def _take(ret, config_dir, config_files, action, why):
+    """Make Postfix take its configuration by ACTION (start, reload, restart), prove it
+    serves, and report; roll back to the last known-good configuration if it does not."""
+    new, verb = ACTIONS[action]
+    changes = {"postfix": {"old": "stopped" if action == "start" else "running", "new": new}}
+    instance = _Instance(config_dir, config_files)
+    if action == "restart":
+        changes.update(instance.restart_changes() or {})
+    if __opts__["test"]:
+        return _predicted(ret, f"Postfix would be {verb}: {why}", changes)
+    proven = {"start": _start_proven, "reload": _reload_proven, "restart": _restart_proven}[action]
     try:
-        started = _start_recorded(config_dir, *record)
+        problems = proven(instance)
     except CommandExecutionError as exc:
-        return _fall_back(ret, config_dir, record[0], f"Postfix {stopped_how} and did not start again: {exc}")
-    if not started:
-        return _fall_back(ret, config_dir, record[0], f"Postfix {stopped_how} and is not running after a start")
-    changes, comment = success
-    ret.update(changes=changes, comment=comment)
+        problems = [str(exc)]
+    if problems:
+        return _roll_back(ret, config_dir, config_files, f"Postfix {verb} ({why}) but does not serve: {'; '.join(problems)}")
+    ret.update(changes=changes, comment=f"Postfix {verb}: {why}")
     return ret
 
 
-def _restart(ret, config_dir, record, reason):
-    """Stop and start Postfix; a failed start fails the state with Postfix's reason."""
-    changes = {"postfix": {"old": "running", "new": "restarted"}, **reason["changes"]}
-    if __opts__["test"]:
-        return _predicted(ret, f"Postfix would be restarted: {reason['why']}", changes)
-    __salt__["postfix.stop"](config_dir)
-    stopped_how = f"was stopped to restart ({reason['why']})"
-    return _start_again(ret, config_dir, record, stopped_how, (changes, f"Postfix restarted: {reason['why']}"))
+def _converge(ret, config_dir, config_files, watched=False):
+    """Start a stopped Postfix; pay an owed restart or reload (or, WATCHED, the one a
+    watched state's change asks for); else report it running."""
+    if not __salt__["postfix.status"](config_dir):
+        return _take(ret, config_dir, config_files, "start", "it was not running")
+    instance = _Instance(config_dir, config_files)
+    restart = instance.restart_changes()
+    if restart is None:
+        return _take(ret, config_dir, config_files, "restart", "no record of the parameters it was started with")
+    if restart:
+        return _take(ret, config_dir, config_files, "restart", f"{', '.join(restart)} changed")
+    owed = _reload_owed(instance.config_directory, instance.config_files)
+    if owed or watched:
+        return _take(ret, config_dir, config_files, "reload", owed or "a watched state changed")
+    ret["comment"] = "Postfix is running on its configuration"
+    return ret
 
 
-def _reload(ret, config_dir, record):
-    """Reload Postfix; if it dies on the new configuration, start it afresh."""
-    changes = {"postfix": {"old": "running", "new": "reloaded"}}
-    if __opts__["test"]:
-        return _predicted(ret, "Postfix would be reloaded", changes)
-    __salt__["postfix.reload"](config_dir)
-    if _stays_running(config_dir, RELOAD_SETTLE_SECONDS):
-        _keep_known_good(record[0])
-        ret.update(changes=changes, comment="Postfix reloaded")
-        return ret
-    log.warning("postfix: Postfix stopped after a reload; starting it again")
-    restarted = {"postfix": {"old": "running", "new": "restarted"}}
-    return _start_again(
-        ret, config_dir, record, "stopped after a reload", (restarted, "Postfix stopped after a reload and was started again")
-    )
-
-
-def _take_changes(ret, config_dir):
-    """Reload a running Postfix, or restart it if a restart parameter changed or is unknown."""
-    record = _restart_settings(config_dir)
-    config_directory, settings = record
-    recorded = _read_records().get(config_directory)
-    if recorded is None:
-        reason = {"why": "no record of the parameters it was started with", "changes": {}}
-    else:
-        changes = _restart_changes(recorded, settings)
-        if not changes:
-            return _reload(ret, config_dir, record)
-        reason = {"why": ", ".join(changes) + " changed", "changes": changes}
-    return _restart(ret, config_dir, record, reason)
-
-
-def running(name, config_dir=None):
+def running(name, config_dir=None, config_files=None):
     """
-    Ensure the Postfix instance runs; start it if it does not.
+    Ensure the Postfix instance runs on the configuration on disk and serves.
 
-    With ``watch``, a change in a watched state makes Postfix check its
-    configuration and reload, or restart when a parameter it reads only at
-    start-up changed (see the module documentation).
+    A stopped Postfix is started. A running one is restarted when a
+    parameter it reads only at start-up differs from the value it was
+    started with, and reloaded when main.cf, master.cf or one of
+    CONFIG_FILES differs from the configuration it was last proven to serve
+    on (a reload owed by an earlier run that failed or was killed is paid
+    here). Every start, reload and restart is proven (see the module
+    documentation); if Postfix does not serve, the last known-good
+    configuration is put back and the state fails.
 
     name
         An arbitrary name for the state.
@@ -301,53 +401,57 @@ def running(name, config_dir=None):
     config_dir
         Postfix configuration directory; default: Postfix's own.
 
+    config_files
+        Other files Postfix serves from that a reload must follow (e.g. the
+        pgsql lookup table files proxymap keeps open).
+
     .. code-block:: yaml
 
         postfix:
           postfix.running:
+            - config_files: [/etc/postfix/pgsql/virtual_mailbox_maps.cf]
             - watch:
               - postconf: main-cf
     """
     ret = _result(name)
+    if _missing_modules():
+        return _not_installed(ret)
     try:
-        if __salt__["postfix.status"](config_dir):
-            ret["comment"] = "Postfix is running"
-            return ret
-        return _start(ret, config_dir)
+        return _converge(ret, config_dir, config_files)
     except CommandExecutionError as exc:
-        return _failed(ret, f"Postfix did not start: {exc}")
+        return _failed(ret, str(exc))
 
 
-def mod_watch(name, sfun=None, config_dir=None, **kwargs):
+def mod_watch(name, sfun=None, config_dir=None, config_files=None, **kwargs):
     """
     Make Postfix take the configuration a watched state changed.
 
     ``postfix check`` first (not in test mode: it creates missing queue
     directories): on failure this state fails and Postfix is not touched.
-    A stopped Postfix is started; a running one is reloaded, or stopped
-    and started when a parameter in RESTART_PARAMETERS differs from
-    the value it was started with (or that is unknown). If Postfix does not
-    run afterwards, it is started on the last known-good main.cf and
-    master.cf and the state fails (see the module documentation). ``sfun`` (the
-    watching state function, always ``running``) and the other low-data
-    keyword arguments Salt passes are not used.
+    Then as :py:func:`running`, with a reload even when nothing differs from
+    the known-good configuration (the watched state changed something
+    Postfix reads). ``sfun`` (the watching state function, always
+    ``running``) and the other low-data keyword arguments Salt passes are
+    not used.
 
     name
         The name of the watching state.
 
     config_dir
         Postfix configuration directory; default: Postfix's own.
+
+    config_files
+        As for :py:func:`running`.
     """
     ret = _result(name)
+    if _missing_modules():
+        return _not_installed(ret)
     try:
         if not __opts__["test"]:
             __salt__["postfix.check"](config_dir)
     except CommandExecutionError as exc:
         return _failed(ret, f"Postfix not reloaded, its configuration check failed: {exc}")
     try:
-        if not __salt__["postfix.status"](config_dir):
-            return _start(ret, config_dir)
-        return _take_changes(ret, config_dir)
+        return _converge(ret, config_dir, config_files, watched=True)
     except CommandExecutionError as exc:
         return _failed(ret, str(exc))
-

@@ -11,6 +11,10 @@
 {%- set added_params = {} %}
 {%- for name, value in salt['postfix_records.main'](postfix).items() if value is not none %}
 {%-   do added_params.update({name: None}) %}
+{%-   if 'proxy:' in value %}
+{#-     postfix.config extends proxy_read_maps for proxied maps #}
+{%-     do added_params.update({'proxy_read_maps': None}) %}
+{%-   endif %}
 {%- endfor %}
 {%- set added_services = {} %}
 {%- for name, record in salt['postfix_records.master'](postfix).items() if record.get('enabled', True) %}
@@ -29,12 +33,14 @@ postfix-clean-main-cf:
     - name: {{ postfix.config_dir }}/main.cf
     - params: {{ added_params | json }}
     - config_dir: {{ postfix.config_dir }}
+    - prune: True
 
 postfix-clean-master-cf:
   postconf.services:
     - name: {{ postfix.config_dir }}/master.cf
     - services: {{ added_services | json }}
     - config_dir: {{ postfix.config_dir }}
+    - prune: True
 
 postfix-clean-lookup-tables-absent:
   file.absent:

@@ -3,7 +3,8 @@
 {#- All main.cf parameters in one postconf.parameters state, all master.cf
     services in one postconf.services state. postfix_records turns the pillar
     into those records (and refuses bad pillar while this file renders, so
-    nothing is applied). main.cf names what enabled features provide (lookup
+    nothing is applied). Parameters and services the formula set before and
+    the pillar no longer has are removed (prune); others are left alone. main.cf names what enabled features provide (lookup
     table files, Dovecot's LMTP, SASL and quota-status sockets), so their
     states come with it whichever sub-state is applied; they add their files
     with require_in. #}
@@ -21,6 +22,8 @@ postfix-config-main-cf:
     - name: {{ postfix.config_dir }}/main.cf
     - params: {{ salt['postfix_records.main'](postfix) | json }}
     - config_dir: {{ postfix.config_dir }}
+    - extend_proxy_read_maps: True
+    - prune: True
     - require:
       - sls: {{ tplroot }}.package
 
@@ -29,5 +32,6 @@ postfix-config-master-cf:
     - name: {{ postfix.config_dir }}/master.cf
     - services: {{ salt['postfix_records.master'](postfix) | json }}
     - config_dir: {{ postfix.config_dir }}
+    - prune: True
     - require:
       - postconf: postfix-config-main-cf

@@ -6,25 +6,30 @@
     directory, so a queue move (postfix.performance.queue) comes first. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import postfix with context %}
-{%- from tplroot ~ "/performance/queue_directory.jinja" import queue_directory with context %}
+{%- set queue_directory = salt["postfix_records.queue_directory"](postfix) %}
 {%- set dovecot = postfix.dovecot %}
 {%- set dovecot_conf = dovecot.config_dir ~ "/dovecot.conf" %}
 {%- set sql_config = dovecot.config_dir ~ "/dovecot-sql.conf.ext" %}
 
-{%- if postfix.performance.queue.directory %}
 include:
+  - {{ tplroot }}.package
+{%- if postfix.performance.queue.directory %}
   - {{ tplroot }}.performance.queue
 {%- endif %}
 
 postfix-dovecot-package-installed:
   pkg.installed:
     - pkgs: {{ dovecot.packages | json }}
+    - require:
+      - sls: {{ tplroot }}.package
 
 postfix-dovecot-vmail-group-present:
   group.present:
     - name: {{ dovecot.vmail_group }}
     - gid: {{ dovecot.vmail_gid }}
     - system: True
+    - require:
+      - sls: {{ tplroot }}.package
 
 postfix-dovecot-vmail-user-present:
   user.present:
@@ -54,6 +59,8 @@ postfix-dovecot-config-directory:
     - group: root
     - mode: "0755"
     - makedirs: True
+    - require:
+      - sls: {{ tplroot }}.package
 
 {#- Postfix makes private/ when it first starts; Dovecot may come first. #}
 postfix-dovecot-socket-directories:
@@ -64,8 +71,9 @@ postfix-dovecot-socket-directories:
     - group: root
     - mode: "0700"
     - makedirs: True
-{%- if postfix.performance.queue.directory %}
     - require:
+      - sls: {{ tplroot }}.package
+{%- if postfix.performance.queue.directory %}
       - sls: {{ tplroot }}.performance.queue
 {%- endif %}
 
@@ -111,6 +119,9 @@ postfix-dovecot-service-running:
     - start: [dovecot, -c, {{ dovecot_conf }}]
     - reload: [doveadm, -c, {{ dovecot_conf }}, reload]
     - pidfile: {{ dovecot.base_dir }}/master.pid
+    - config_files: {{ [dovecot_conf, sql_config] | json }}
+    - connect: {{ [[dovecot.imap_listen.address, dovecot.imap_listen.port],
+                  [dovecot.quota_status_listen.address, dovecot.quota_status_listen.port]] | json }}
     - watch:
       - file: postfix-dovecot-config-file-managed
       - file: postfix-dovecot-sql-file-managed

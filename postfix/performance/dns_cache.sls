@@ -4,13 +4,12 @@
     installed, configured from postfix:performance:dns_cache, started by its
     own command (restarted when its configuration changes), then - once it
     answers a query for "localhost" on its listen address - named in
-    resolv.conf, also in the copy a chrooted Postfix service reads. The
+    resolv.conf, also in the copy chrooted Postfix services read. The
     resolv.conf found before is kept beside the configuration for
     dns_cache_clean to put back. It listens on loopback only unless
     allow_remote is set: dnsmasq answers anyone who reaches it. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import postfix with context %}
-{%- from tplroot ~ "/performance/queue_directory.jinja" import queue_directory with context %}
 {%- set cache = postfix.performance.dns_cache %}
 {%- set backends = {
       "unbound": {"start": ["unbound", "-c"], "check": "unbound-checkconf"},
@@ -28,13 +27,16 @@
 {%- set backend = backends[cache.backend] %}
 {%- set config_file = cache.config_file or "/etc/postfix-dns-cache/" ~ cache.backend ~ ".conf" %}
 {%- set cache_dir = salt["file.dirname"](config_file) %}
-{%- set chrooted = salt["postconf.services"](config_dir=postfix.config_dir).values()
-      | selectattr("chroot", "equalto", "y") | list %}
 {%- set resolv_conf_contents = "# Managed by Salt (postfix.performance.dns_cache)\nnameserver " ~ cache.listen ~ "\n" %}
+
+include:
+  - {{ tplroot }}.package
 
 postfix-performance-dns-cache-package-installed:
   pkg.installed:
     - pkgs: {{ cache.packages[cache.backend] | json }}
+    - require:
+      - sls: {{ tplroot }}.package
 
 postfix-performance-dns-cache-config-directory:
   file.directory:
@@ -66,6 +68,7 @@ postfix-performance-dns-cache-service-running:
     - name: {{ cache.backend }}
     - start: {{ (backend.start + [config_file]) | json }}
     - pidfile: {{ cache.pidfile }}
+    - config_files: {{ [config_file] | json }}
     - probe: {{ ["dig", "@" ~ cache.listen, "-p", "53", "+time=1", "+tries=1", "localhost", "A"] | json }}
     - watch:
       - file: postfix-performance-dns-cache-config-file-managed
@@ -86,13 +89,12 @@ postfix-performance-dns-cache-resolv-conf-managed:
     - require:
       - file: postfix-performance-dns-cache-resolv-conf-saved
       - pidfile_service: postfix-performance-dns-cache-service-running
-{%- if chrooted %}
 
+{#- Debian runs smtp, smtpd and others chrooted in the queue directory. #}
 postfix-performance-dns-cache-chroot-resolv-conf-managed:
   file.managed:
-    - name: {{ queue_directory }}/etc/resolv.conf
+    - name: {{ salt["postfix_records.queue_directory"](postfix) }}/etc/resolv.conf
     - contents: {{ resolv_conf_contents | json }}
     - makedirs: True
     - require:
       - file: postfix-performance-dns-cache-resolv-conf-managed
-{%- endif %}

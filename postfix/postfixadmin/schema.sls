@@ -7,11 +7,16 @@
 {%- from tplroot ~ "/map.jinja" import postfix with context %}
 {%- set lookup_user = postfix.postfixadmin.lookup_user %}
 
+include:
+  - {{ tplroot }}.package
+
 postfix-postfixadmin-schema:
   postfixadmin.schema:
     - name: {{ postfix.database.dbname }}
     - lookup_user: {{ (lookup_user.name if lookup_user else None) | json }}
     - database: {{ postfix.database | json }}
+    - require:
+      - sls: {{ tplroot }}.package
 
 postfix-postfixadmin-tables-directory:
   file.directory:
@@ -20,3 +25,5 @@ postfix-postfixadmin-tables-directory:
     - group: postfix
     - mode: "0750"
     - makedirs: True
+    - require:
+      - sls: {{ tplroot }}.package

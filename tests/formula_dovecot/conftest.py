@@ -79,6 +79,7 @@ class DovecotSite:
         }
         settings = {
             "config_dir": str(self.postfix.config_dir),
+            "lookup": {"queue_directory": str(self.postfix.queue_dir)},
             "database": self.database,
             "quota": {"message": QUOTA_MESSAGE},
             "dovecot": dovecot,

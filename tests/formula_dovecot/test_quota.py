@@ -22,11 +22,13 @@ def test_stock_postfix_gets_dovecot_quota(site, backend):
     rc, states, _ = show_sls(site, quota={"enabled": True, "backend": backend})
     assert rc == 0, states
     assert "postfix-dovecot-service-running" in states
-    assert "postfix-quota-vda-patch-present" not in states
+    assert "postfix-package-vda-patch-present" not in states
 
 
 def test_vda_on_stock_postfix_is_refused(site):
-    rc, result = site.apply("postfix.quota", quota={"enabled": True, "backend": "vda"})
+    # the check runs before anything else: the database is never reached
+    unused = {"host": "127.0.0.1", "port": 5432, "dbname": "never-created", "user": "nobody"}
+    rc, result = site.apply("postfix.quota", quota={"enabled": True, "backend": "vda"}, database=unused)
     assert rc != 0
     assert "quota:backend" in json.dumps(result) and "VDA" in json.dumps(result)
     assert not site.dovecot_dir.exists()

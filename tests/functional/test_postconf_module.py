@@ -344,3 +344,15 @@ def test_set_service_refuses_unknown_fields(postconf, config):
     with pytest.raises(SaltInvocationError, match="process_limit"):
         postconf.set_service("smtp/inet", fields={"process_limit": "10"}, config_dir=str(config))
     assert config.snapshot() == before
+
+
+def test_proxy_read_maps_for_adds_what_postfixs_default_leaves_out(postconf, config):
+    default = config.postconf("-d", "-h", "proxy_read_maps").strip()
+    assert "$virtual_alias_maps" in default.split() and "$smtpd_data_restrictions" not in default.split()
+    params = {"virtual_alias_maps": "proxy:pgsql:/x.cf",
+              "smtpd_data_restrictions": "check_client_access pgsql:/a.cf, check_sender_access proxy:pgsql:/b.cf",
+              "biff": "no"}
+    assert postconf.proxy_read_maps_for(params, config_dir=str(config)) == f"{default} $smtpd_data_restrictions"
+    assert postconf.proxy_read_maps_for({"virtual_alias_maps": "proxy:pgsql:/x.cf"}, config_dir=str(config)) is None
+    assert postconf.proxy_read_maps_for({**params, "proxy_read_maps": "$smtpd_data_restrictions"},
+                                        config_dir=str(config)) is None

@@ -220,3 +220,60 @@ def test_default_config_dir_is_postfixs_own(postconf, config, monkeypatch):
     applied = postconf.parameters(name="main", params={"biff": "no"})
     assert applied.result is True, applied.comment
     assert config.postconf("-n", "biff") == "biff = no\n"
+
+
+def test_parameters_extend_proxy_read_maps_with_proxied_maps(postconf, config):
+    params = {"smtpd_data_restrictions": "check_sender_access proxy:pgsql:/etc/postfix/pgsql/senders.cf"}
+    ret = postconf.parameters(name="main", params=params, config_dir=str(config), extend_proxy_read_maps=True)
+    assert ret.result is True, ret.comment
+    assert config.postconf("-h", "proxy_read_maps").split()[-1] == "$smtpd_data_restrictions"
+    again = postconf.parameters(name="main", params=params, config_dir=str(config), extend_proxy_read_maps=True)
+    assert again.result is True and again.changes == {}
+
+
+def test_expected_fails_naming_what_the_installed_postfix_lacks(postconf, config):
+    queue = config.postconf("-h", "queue_directory").strip()
+    ok = postconf.expected(name="facts", known=["biff"], values={"queue_directory": queue}, config_dir=str(config))
+    assert ok.result is True, ok.comment
+    before = config.snapshot()
+    ret = postconf.expected(name="facts", known=["virtual_mailbox_limit_maps"], values={"queue_directory": "/srv/q"},
+                            reason="pillar postfix:quota:backend: vda needs the VDA patch", config_dir=str(config))
+    assert ret.result is False
+    assert ret.comment.startswith("pillar postfix:quota:backend: vda needs the VDA patch: ")
+    assert "does not know virtual_mailbox_limit_maps" in ret.comment
+    assert f"queue_directory is {queue!r}, not '/srv/q'" in ret.comment
+    assert config.snapshot() == before
+
+
+def test_parameters_prune_removes_what_it_set_before_and_nothing_else(postconf, config):
+    config.postconf("-e", "delay_warning_time = 4h")  # set by someone else
+    config.backdate()
+    first = postconf.parameters(name="main", params={"biff": False, "message_size_limit": 1000},
+                                config_dir=str(config), prune=True)
+    assert first.result is True, first.comment
+    ret = postconf.parameters(name="main", params={"biff": False}, config_dir=str(config), prune=True)
+    assert ret.result is True, ret.comment
+    assert ret.changes == {"message_size_limit": {"old": "1000", "new": None}}
+    explicit = config.postconf("-n")
+    assert "message_size_limit" not in explicit and "biff = no" in explicit and "delay_warning_time = 4h" in explicit
+    assert postconf.parameters(name="main", params={"biff": False}, config_dir=str(config), prune=True).changes == {}
+
+
+def test_parameters_prune_in_test_mode_predicts_the_removal(postconf, config):
+    postconf.parameters(name="main", params={"message_size_limit": 1000}, config_dir=str(config), prune=True)
+    before = config.snapshot()
+    ret = postconf.parameters(name="main", params={}, config_dir=str(config), prune=True, test=True)
+    assert ret.result is None and ret.changes == {"message_size_limit": {"old": "1000", "new": None}}
+    assert config.snapshot() == before
+
+
+def test_services_prune_removes_a_service_dropped_from_the_list(postconf, config):
+    spec = {"command": "smtpd", "options": SUBMISSION_OPTIONS}
+    first = postconf.services(name="master", services={"submission/inet": spec, "2525/inet": spec},
+                              config_dir=str(config), prune=True)
+    assert first.result is True, first.comment
+    ret = postconf.services(name="master", services={"submission/inet": spec}, config_dir=str(config), prune=True)
+    assert ret.result is True, ret.comment
+    assert list(ret.changes) == ["2525/inet"]
+    services = config.postconf("-M")
+    assert "2525" not in services and "submission" in services and "pickup" in services

@@ -76,7 +76,7 @@ def test_running_starts_a_stopped_instance_then_changes_nothing(states, postfix_
 def test_running_in_test_mode_only_says_it_would_start(states, postfix_sandbox):
     ret = states.postfix.running(name="postfix", config_dir=str(postfix_sandbox.config_dir), test=True)
     assert ret.result is None
-    assert "would start" in ret.comment
+    assert "would be started" in ret.comment
     assert ret.changes == {"postfix": {"old": "stopped", "new": "running"}}
     assert not postfix_sandbox.status()
 
@@ -167,7 +167,7 @@ def test_postfix_killed_by_a_reload_runs_again_on_the_last_good_configuration(st
     ret = watch(states, fatal_on_reload)
     assert ret.result is False, "never success when the new configuration killed Postfix"
     assert "invalid service_throttle_time" in ret.comment
-    assert "put back to the last configuration Postfix ran on" in ret.comment
+    assert "put back to the last configuration Postfix served on" in ret.comment
     assert not process_alive(pid) or is_zombie(pid)
     assert modules.postfix.status(config_dir=str(fatal_on_reload.config_dir)) is True
     assert banner(fatal_on_reload.address).startswith(fatal_on_reload.hostname)
@@ -183,7 +183,7 @@ def test_failed_start_of_a_restart_falls_back_to_the_last_good_configuration(sta
         ret = watch(states, started)
     assert ret.result is False
     assert "Address already in use" in ret.comment
-    assert "put back to the last configuration Postfix ran on" in ret.comment
+    assert "put back to the last configuration Postfix served on" in ret.comment
     assert started.postconf("-h", "inet_interfaces").strip() == old_address
     assert banner(old_address).startswith(started.hostname)
 
@@ -201,7 +201,7 @@ def test_watch_in_test_mode_changes_nothing(states, started):
     ret = watch(states, started, test=True)
     assert not missing.exists(), "test mode runs nothing that writes"
     assert ret.result is None
-    assert ret.comment == "Postfix would be reloaded"
+    assert ret.comment.startswith("Postfix would be reloaded: main.cf or master.cf changed")
     assert ret.changes == {"postfix": {"old": "running", "new": "reloaded"}}
     assert master_pid(started) == pid
     assert banner(started.address) == old_banner
@@ -246,6 +246,70 @@ postfix:
     assert banner(postfix_sandbox.address) == f"{postfix_sandbox.hostname} ESMTP by salt-call"
 
 
+@pytest.mark.parametrize("state", ["postconf", "postfix"])
+def test_states_load_before_postfix_is_installed(state):
+    """On a bare minion the package state installs Postfix in the same run: the
+    states must be there from the start (they fail or predict when called early)."""
+    module = salt_modules.load("states", state)
+    module.__salt__ = {}
+    assert module.__virtual__() == state
+
+
+def test_running_without_postfix_predicts_in_test_mode_and_fails_otherwise():
+    module = salt_modules.load("states", "postfix")
+    module.__salt__ = {}
+    module.__opts__ = {"test": True}
+    ret = module.running(name="postfix")
+    assert ret["result"] is None and ret["changes"] == {"postfix": {"old": "not installed", "new": "running"}}
+    module.__opts__ = {"test": False}
+    ret = module.running(name="postfix")
+    assert ret["result"] is False and "is Postfix installed?" in ret["comment"]
+
+
+# --- owed reloads and proven ones -------------------------------------------
+
+
+def test_a_reload_owed_by_an_earlier_run_is_paid_by_the_next(states, started):
+    """main.cf changed but the run that changed it died before the reload: no watch
+    fires in the next run, yet running() sees main.cf differs from what Postfix serves."""
+    edit_main_cf(started, "-e", "smtpd_banner = $myhostname ESMTP owed")
+    ret = states.postfix.running(name="postfix", config_dir=str(started.config_dir))
+    assert ret.result is True, ret.comment
+    assert ret.changes == {"postfix": {"old": "running", "new": "reloaded"}}
+    assert "main.cf or master.cf changed" in ret.comment
+    assert banner(started.address) == f"{started.hostname} ESMTP owed"
+    again = states.postfix.running(name="postfix", config_dir=str(started.config_dir))
+    assert again.result is True and again.changes == {}
+
+
+def test_a_changed_config_file_owes_a_reload(states, started, tmp_path):
+    table = tmp_path / "table.cf"
+    table.write_text("query = SELECT 1\n")
+    first = states.postfix.running(name="postfix", config_dir=str(started.config_dir), config_files=[str(table)])
+    assert first.result is True and first.changes["postfix"]["new"] == "reloaded", "first sight of the file"
+    assert states.postfix.running(name="postfix", config_dir=str(started.config_dir),
+                                  config_files=[str(table)]).changes == {}
+    table.write_text("query = SELECT 2\n")
+    ret = states.postfix.running(name="postfix", config_dir=str(started.config_dir), config_files=[str(table)])
+    assert ret.changes == {"postfix": {"old": "running", "new": "reloaded"}}
+    assert str(table) in ret.comment
+
+
+def test_a_reload_that_leaves_smtp_dead_is_rolled_back(states, started):
+    """`postfix check` passes and the master takes the reload, but smtpd cannot run
+    the new main.cf: the state fails with smtpd's own message and Postfix serves
+    on the last configuration it served on."""
+    edit_main_cf(started, "-e", "smtpd_tls_security_level = bogus", "smtpd_banner = $myhostname ESMTP bogus")
+    ret = watch(states, started)
+    assert ret.result is False
+    assert "does not serve" in ret.comment and "smtpd/inet" in ret.comment.replace("smtp/inet", "smtpd/inet")
+    assert "put back to the last configuration Postfix served on" in ret.comment
+    assert "smtpd_tls_security_level" not in (started.config_dir / "main.cf").read_text()
+    assert banner(started.address) == f"{started.hostname} ESMTP Postfix"
+    again = states.postfix.running(name="postfix", config_dir=str(started.config_dir))
+    assert again.result is True and again.changes == {}, "the rolled back configuration is the proven one"
+
+
 POSTCONF_FUNCTIONS = ("postconf.get", "postconf.set", "postconf.set_services")
 
 
@@ -256,7 +320,7 @@ def virtual_of(state, salt_functions):
     return module.__virtual__()
 
 
-@pytest.mark.parametrize("state", ["postconf", "postfix_queue"])
+@pytest.mark.parametrize("state", ["postfix_queue"])
 def test_states_that_call_the_postfix_module_need_it_loaded(state):
     verdict = virtual_of(state, POSTCONF_FUNCTIONS)
     assert verdict[0] is False and "postfix execution module" in verdict[1]

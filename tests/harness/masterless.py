@@ -16,9 +16,11 @@ SALT_CALL = pathlib.Path(sys.executable).with_name("salt-call")
 class Masterless:
     """A masterless minion whose config, cache and pillar live under BASE."""
 
-    def __init__(self, base, minion_id="mx1"):
+    def __init__(self, base, minion_id="mx1", wrapper=()):
         self.base = pathlib.Path(base)
         self.minion_id = minion_id
+        #: argv salt-call runs under (e.g. a mount namespace hiding Postfix)
+        self.wrapper = list(wrapper)
         self.config_dir = self.base / "config"
         self.pillar_dir = self.base / "pillar"
 
@@ -70,7 +72,7 @@ class Masterless:
 
         A run still going after TIMEOUT seconds fails with the minion log's last
         lines, which name the state it hung in."""
-        argv = [str(SALT_CALL), "--local", f"--config-dir={self.config_dir}", "--out=json",
+        argv = [*self.wrapper, str(SALT_CALL), "--local", f"--config-dir={self.config_dir}", "--out=json",
                 "--retcode-passthrough", "--log-level=quiet", *args]
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)

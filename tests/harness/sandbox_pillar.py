@@ -45,6 +45,7 @@ def overlay(instance, database, lookup_user):
     return {
         "postfix": {
             "config_dir": str(instance.config_dir),
+            "lookup": {"queue_directory": str(instance.queue_dir)},
             "database": database,
             "postfixadmin": {"lookup_user": lookup_user},
             "performance": {

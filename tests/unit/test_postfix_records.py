@@ -1,5 +1,6 @@
 """postfix_records: pillar -> main.cf/master.cf records, with plain dicts."""
 
+import copy
 import pathlib
 
 import pytest
@@ -10,37 +11,16 @@ from tests.harness import salt_modules
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEFAULTS = yaml.safe_load((REPO / "postfix" / "defaults.yaml").read_text())["postfix"]
-#: the start of Postfix 3.7's default proxy_read_maps
-PROXY_READ_MAPS = "$local_recipient_maps $virtual_alias_maps $virtual_mailbox_maps $virtual_mailbox_domains " \
-    "$relay_recipient_maps $relay_domains $smtpd_sender_login_maps"
-
-
 records = salt_modules.load("modules", "postfix_records")
-
-
-@pytest.fixture(autouse=True)
-def postconf_default(monkeypatch):
-    """Stand-in for the postconf module's `default` on a stock Postfix (no VDA
-    patch); the list of (name, config_dir) it was asked for."""
-    calls = []
-
-    def default(name, config_dir=None):
-        calls.append((name, config_dir))
-        if name != "proxy_read_maps":
-            raise SaltInvocationError(f"unknown Postfix parameter: {name}")
-        return PROXY_READ_MAPS
-
-    monkeypatch.setattr(records, "__salt__", {"postconf.default": default}, raising=False)
-    return calls
 
 
 def settings(**overrides):
     """defaults.yaml's tree with config_dir set (as map.jinja does) and OVERRIDES merged in."""
-    return records.merge(DEFAULTS, {"config_dir": "/etc/postfix"}, overrides)
+    return records.merge(copy.deepcopy(DEFAULTS), {"config_dir": "/etc/postfix"}, overrides)
 
 
-def main(mem_total=4096, vda=False, **overrides):
-    return records.main(settings(**overrides), mem_total=mem_total, vda=vda)
+def main(mem_total=4096, **overrides):
+    return records.main(settings(**overrides), mem_total=mem_total)
 
 
 def test_defaults_give_the_documents_hardening_and_performance():
@@ -198,7 +178,7 @@ def test_dovecot_quota_policy_service_must_be_dovecots_quota_status():
 
 
 def test_vda_quota_writes_the_documents_parameters():
-    params = main(vda=True, quota={"enabled": True, "backend": "vda"}, postfixadmin={"enabled": True},
+    params = main(quota={"enabled": True, "backend": "vda"}, postfixadmin={"enabled": True},
                   dovecot={"enabled": True})
     expected = {
         "virtual_mailbox_limit_maps": "proxy:pgsql:/etc/postfix/pgsql/virtual_mailbox_limit_maps.cf",
@@ -216,20 +196,15 @@ def test_vda_quota_writes_the_documents_parameters():
     assert "virtual_transport" not in params, "VDA quotas only work with virtual(8) delivery"
 
 
-def test_proxied_limit_map_is_added_to_postfixs_proxy_read_maps(postconf_default):
-    params = main(vda=True, quota={"enabled": True, "backend": "vda"})
-    assert params["proxy_read_maps"] == f"{PROXY_READ_MAPS} $virtual_mailbox_limit_maps"
-    assert postconf_default == [("proxy_read_maps", "/etc/postfix")]
-
-
-def test_proxied_maps_from_raw_main_are_added_to_proxy_read_maps():
-    raw = {"sender_bcc_maps": "proxy:pgsql:/etc/postfix/bcc.cf", "smtpd_sender_login_maps": "proxy:pgsql:/x.cf"}
-    assert main(main=raw)["proxy_read_maps"] == f"{PROXY_READ_MAPS} $sender_bcc_maps"
-
-
-def test_proxy_read_maps_from_raw_main_wins():
-    raw = {"sender_bcc_maps": "proxy:pgsql:/etc/postfix/bcc.cf", "proxy_read_maps": "$sender_bcc_maps"}
-    assert main(main=raw)["proxy_read_maps"] == "$sender_bcc_maps"
+def test_records_are_pure_with_every_feature_on():
+    """Rendering must work on a minion without Postfix: no execution module is
+    asked (the module gets no __salt__ at all here)."""
+    assert not hasattr(records, "__salt__")
+    everything = {name: {"enabled": True} for name in ("relay", "postfixadmin", "dovecot", "quota", "submission")}
+    params = main(**everything, main={"sender_bcc_maps": "proxy:pgsql:/etc/postfix/bcc.cf"})
+    assert params["relay_domains"].startswith("proxy:pgsql:")
+    assert "proxy_read_maps" not in params, "the postconf.parameters state extends it when it runs"
+    assert records.master(settings(**everything))["submission/inet"]["command"] == "smtpd"
 
 
 def test_queue_directory_is_refused_in_raw_main():
@@ -238,25 +213,29 @@ def test_queue_directory_is_refused_in_raw_main():
         main(main={"queue_directory": "/srv/queue"})
 
 
-def test_vda_support_is_postconf_knowing_the_patchs_parameter(monkeypatch):
-    assert records.vda_supported("/etc/postfix") is False
-    monkeypatch.setitem(records.__salt__, "postconf.default", lambda name, config_dir=None: "")
-    assert records.vda_supported("/etc/postfix") is True
+def test_auto_quota_picks_vda_only_where_the_os_package_has_the_patch():
+    assert records.quota_backend(settings(quota={"backend": "auto"})) == "dovecot"
+    assert records.quota_backend(settings(quota={"backend": "auto"}, lookup={"vda_builtin": True})) == "vda"
+    assert records.quota_backend(settings(quota={"backend": "dovecot"}, lookup={"vda_builtin": True})) == "dovecot"
 
 
-def test_auto_quota_picks_vda_on_a_patched_postfix():
-    assert records.quota_backend(settings(quota={"backend": "auto"}), vda=True) == "vda"
-    assert records.quota_backend(settings(quota={"backend": "auto"}), vda=False) == "dovecot"
+def test_vda_backend_asks_the_states_to_check_the_patch():
+    check = records.vda_check(settings(quota={"enabled": True, "backend": "vda"}))
+    assert check["known"] == ["virtual_mailbox_limit_maps"]
+    assert check["reason"].startswith("pillar postfix:quota:backend: vda needs a Postfix built with the VDA")
+    assert records.vda_check(settings(quota={"enabled": True, "backend": "dovecot"})) is None
+    assert records.vda_check(settings(quota={"enabled": False, "backend": "vda"})) is None
 
 
-def test_vda_on_stock_postfix_is_refused():
-    with pytest.raises(SaltInvocationError, match="postfix:quota:backend: vda needs a Postfix built with the VDA"):
-        main(vda=False, quota={"enabled": True, "backend": "vda"})
+def test_vda_check_says_where_this_os_gets_the_patch():
+    check = records.vda_check(settings(quota={"enabled": True, "backend": "vda"},
+                                       lookup={"vda_patch": "rebuild with USE=vda"}))
+    assert check["reason"].endswith("(rebuild with USE=vda)")
 
 
-def test_vda_refusal_says_where_this_os_gets_the_patch():
-    with pytest.raises(SaltInvocationError, match=r"has none \(rebuild with USE=vda\)"):
-        main(vda=False, quota={"enabled": True, "backend": "vda"}, lookup={"vda_patch": "rebuild with USE=vda"})
+def test_queue_directory_is_the_move_target_else_the_os_default():
+    assert records.queue_directory(settings()) == "/var/spool/postfix"
+    assert records.queue_directory(settings(performance={"queue": {"directory": "/srv/q"}})) == "/srv/q"
 
 
 @pytest.mark.parametrize("quota", [-1, 9223372036854774785, "10M", True])
@@ -354,7 +333,7 @@ def test_missing_key_is_named():
     broken = settings()
     del broken["hardening"]["banner"]
     with pytest.raises(SaltInvocationError, match="postfix:hardening:banner is missing"):
-        records.main(broken, mem_total=4096, vda=False)
+        records.main(broken, mem_total=4096)
 
 
 def test_table_files_by_feature():
@@ -374,3 +353,22 @@ def test_merge_is_recursive_and_keeps_nulls():
         "a": {"b": 1, "c": None},
         "d": [2],
     }
+
+
+@pytest.mark.parametrize("key, pillar", [
+    ("hardening:helo_restrictions", {"hardening": {"helo_restrictions": ["permit_mynetworks", "reject_bogus_helo"]}}),
+    ("relay:restrictions", {"relay": {"enabled": True, "restrictions": ["permit_mynetwork", "reject_unauth_destination"]}}),
+    ("submission:client_restrictions", {"submission": {"enabled": True, "client_restrictions": ["permit_sasl", "reject"]}}),
+])
+def test_unknown_restriction_names_are_refused_naming_key_and_name(key, pillar):
+    bad = [item for item in pillar[key.split(":")[0]][key.split(":")[1]] if item not in ("permit_mynetworks", "reject",
+           "reject_unauth_destination")][0]
+    with pytest.raises(SaltInvocationError, match=rf"pillar postfix:{key}: {bad} is not a Postfix restriction"):
+        main(**pillar)
+        records.master(settings(**pillar))
+
+
+def test_restriction_lists_take_tables_arguments_and_old_names():
+    helo = ["permit_mynetworks", "check_helo_access pcre:/etc/postfix/helo.pcre", "hash:/etc/postfix/access",
+            "reject_invalid_hostname", "sleep 1"]
+    assert main(hardening={"helo_restrictions": helo})["smtpd_helo_restrictions"].startswith("permit_mynetworks, check")
