@@ -246,7 +246,7 @@ postfix:
     assert banner(postfix_sandbox.address) == f"{postfix_sandbox.hostname} ESMTP by salt-call"
 
 
-@pytest.mark.parametrize("state", ["postconf", "postfix"])
+@pytest.mark.parametrize("state", ["postconf", "postfix", "postfix_queue"])
 def test_states_load_before_postfix_is_installed(state):
     """On a bare minion the package state installs Postfix in the same run: the
     states must be there from the start (they fail or predict when called early)."""
@@ -308,22 +308,3 @@ def test_a_reload_that_leaves_smtp_dead_is_rolled_back(states, started):
     assert banner(started.address) == f"{started.hostname} ESMTP Postfix"
     again = states.postfix.running(name="postfix", config_dir=str(started.config_dir))
     assert again.result is True and again.changes == {}, "the rolled back configuration is the proven one"
-
-
-POSTCONF_FUNCTIONS = ("postconf.get", "postconf.set", "postconf.set_services")
-
-
-def virtual_of(state, salt_functions):
-    """What the state module STATE's __virtual__ answers when only SALT_FUNCTIONS are loaded."""
-    module = salt_modules.load("states", state)
-    module.__salt__ = dict.fromkeys(salt_functions)
-    return module.__virtual__()
-
-
-@pytest.mark.parametrize("state", ["postfix_queue"])
-def test_states_that_call_the_postfix_module_need_it_loaded(state):
-    verdict = virtual_of(state, POSTCONF_FUNCTIONS)
-    assert verdict[0] is False and "postfix execution module" in verdict[1]
-    postfix_functions = [f"postfix.{name}" for name in ("check", "status", "start", "stop", "set_permissions",
-                                                        "repair_queue")]
-    assert virtual_of(state, [*POSTCONF_FUNCTIONS, *postfix_functions]) == state

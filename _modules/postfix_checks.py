@@ -1,0 +1,276 @@
+"""
+Checks of the formula's merged settings (pillar ``postfix`` over
+defaults.yaml) before any state runs: every value that ends up in
+Dovecot's files (dovecot.conf, dovecot-sql.conf.ext), the DNS cache's
+configuration, the pgsql lookup tables and the database connections.
+
+map.jinja calls :py:func:`settings` on every render, so a bad value fails
+the whole run naming its key, before the first file is written. Pure: no
+other execution module, no reads of the host.
+
+A value under a key named ``password`` is never shown in an error.
+"""
+
+import ipaddress
+import re
+
+from salt.exceptions import SaltInvocationError
+
+__virtualname__ = "postfix_checks"
+
+#: ``sslmode`` values libpq (and so Dovecot's pgsql driver and Postfix's) knows
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+#: ``default_pass_scheme`` values Dovecot 2.3 knows (``doveadm pw -l``)
+PASSWORD_SCHEMES = (
+    "ARGON2I", "ARGON2ID", "BLF-CRYPT", "CLEAR", "CLEARTEXT", "CRAM-MD5", "CRYPT", "DES-CRYPT", "DIGEST-MD5",
+    "HMAC-MD5", "LDAP-MD5", "MD5", "MD5-CRYPT", "OTP", "PBKDF2", "PLAIN", "PLAIN-MD4", "PLAIN-MD5",
+    "PLAIN-TRUNC", "SCRAM-SHA-1", "SCRAM-SHA-256", "SHA", "SHA1", "SHA256", "SHA256-CRYPT", "SHA512",
+    "SHA512-CRYPT", "SMD5", "SSHA", "SSHA256", "SSHA512",
+)
+DNS_CACHE_BACKENDS = ("unbound", "dnsmasq")
+#: how each DNS cache backend writes a forwarder's port after its address
+FORWARDER_PORT_SEPARATOR = {"unbound": "@", "dnsmasq": "#"}
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: characters a path must not hold: Dovecot's config syntax (comments, blocks,
+#: quotes, %variables, <file includes) and whitespace
+_PATH_UNSAFE = re.compile(r"[\s#{}\"'\\%<>]")
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+_SYSTEM_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+#: path of every password in the settings, checked without showing its value
+_SECRET_KEY = "password"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _invalid(key, problem, value):
+    raise SaltInvocationError(f"pillar postfix:{key}: {problem}, got {value!r}")
+
+
+def _get(settings, key):
+    value = settings
+    for part in key.split(":"):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _walk(value, path=()):
+    """Yield (key path, value) of every key and leaf under VALUE."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield path + (str(key),), key
+            yield from _walk(item, path + (str(key),))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _walk(item, path + (str(index),))
+    else:
+        yield path, value
+
+
+def _no_control_characters(settings):
+    for path, value in _walk(settings):
+        if isinstance(value, str) and _CONTROL.search(value):
+            key = ":".join(path)
+            if _SECRET_KEY in path:
+                raise SaltInvocationError(f"pillar postfix:{key}: contains a control character (value not shown)")
+            _invalid(key, "must not contain control characters (a newline would add lines to a config file)", value)
+
+
+def _port(key, value):
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        _invalid(key, "must be a port number, an integer from 1 to 65535", value)
+
+
+def _absolute_path(key, value, optional=False):
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value.startswith("/") or _PATH_UNSAFE.search(value):
+        _invalid(key, "must be an absolute path without spaces, quotes or any of # { } % < > \\", value)
+
+
+def _socket(key, value):
+    """A socket path relative to Postfix's queue directory, where Postfix and Dovecot both look."""
+    if isinstance(value, str) and value.startswith("/"):
+        _invalid(key, "must be relative to Postfix's queue_directory (such as private/auth): Postfix names it "
+                      "relative to the queue directory and Dovecot listens at <queue_directory>/<path>, so "
+                      "an absolute path makes them disagree", value)
+    if (not isinstance(value, str) or not value or _PATH_UNSAFE.search(value)
+            or any(part in ("", ".", "..") for part in value.split("/"))):
+        _invalid(key, "must be a relative path inside the queue directory (such as private/auth), "
+                      "without . or .. parts, spaces or quotes", value)
+
+
+def _one_of(key, value, allowed, optional=False):
+    if value is None and optional:
+        return
+    if value not in allowed:
+        _invalid(key, f"must be one of {', '.join(allowed)}", value)
+
+
+def _ip_address(value):
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _host(key, value, socket_directory=False, wildcard=False):
+    """A host name or IP address (or, SOCKET_DIRECTORY, the absolute path of a
+    PostgreSQL socket directory; WILDCARD: * or :: for all addresses)."""
+    if isinstance(value, str):
+        if _ip_address(value) or _HOSTNAME.fullmatch(value) or (wildcard and value in ("*", "::")):
+            return
+        if socket_directory and value.startswith("/"):
+            _absolute_path(key, value)
+            return
+    kinds = "a host name or an IP address"
+    if socket_directory:
+        kinds += " (or the absolute path of a socket directory)"
+    if wildcard:
+        kinds += " (or * for every address)"
+    _invalid(key, f"must be {kinds}", value)
+
+
+def _text(key, value, optional=False):
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value.strip():
+        _invalid(key, "must be a non-empty text", value)
+
+
+def _positive_int(key, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        _invalid(key, "must be a positive integer", value)
+
+
+def _password(key, value):
+    """Postfix's table files drop a value's surrounding whitespace."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise SaltInvocationError(f"pillar postfix:{key}: must be a text (value not shown)")
+    if value != value.strip():
+        raise SaltInvocationError(
+            f"pillar postfix:{key}: starts or ends with whitespace, which Postfix's lookup tables would drop "
+            "(value not shown)")
+
+
+def _database(key, database, optional=False):
+    if database is None and optional:
+        return
+    if not isinstance(database, dict):
+        _invalid(key, "must be a mapping of host, port, dbname, user, password, sslmode", database)
+    _host(f"{key}:host", database.get("host"), socket_directory=True)
+    _port(f"{key}:port", database.get("port"))
+    _text(f"{key}:dbname", database.get("dbname"))
+    _text(f"{key}:user", database.get("user"))
+    _password(f"{key}:password", database.get("password"))
+    _one_of(f"{key}:sslmode", database.get("sslmode"), SSLMODES, optional=True)
+
+
+def _lookup_user(settings):
+    lookup_user = _get(settings, "postfixadmin:lookup_user")
+    if lookup_user is None:
+        return
+    if not isinstance(lookup_user, dict):
+        _invalid("postfixadmin:lookup_user", "must be null or a mapping of name and password", lookup_user)
+    _text("postfixadmin:lookup_user:name", lookup_user.get("name"))
+    _password("postfixadmin:lookup_user:password", lookup_user.get("password"))
+
+
+def _listen(key, listen, wildcard=False):
+    if not isinstance(listen, dict):
+        _invalid(key, "must be a mapping of address and port", listen)
+    _host(f"{key}:address", listen.get("address"), wildcard=wildcard)
+    _port(f"{key}:port", listen.get("port"))
+
+
+def _dovecot(settings):
+    key = "dovecot"
+    for name in ("config_dir", "base_dir", "state_dir", "mail_root"):
+        _absolute_path(f"{key}:{name}", _get(settings, f"{key}:{name}"))
+    log_path = _get(settings, f"{key}:log_path")
+    if log_path != "syslog":
+        _absolute_path(f"{key}:log_path", log_path)
+    for name in ("cert", "key"):
+        _absolute_path(f"{key}:ssl:{name}", _get(settings, f"{key}:ssl:{name}"), optional=True)
+    for name in ("vmail_user", "vmail_group"):
+        value = _get(settings, f"{key}:{name}")
+        if not isinstance(value, str) or not _SYSTEM_NAME.fullmatch(value):
+            _invalid(f"{key}:{name}", "must be a user or group name", value)
+    for name in ("vmail_uid", "vmail_gid"):
+        _positive_int(f"{key}:{name}", _get(settings, f"{key}:{name}"))
+    _one_of(f"{key}:password_scheme", _get(settings, f"{key}:password_scheme"), PASSWORD_SCHEMES)
+    for name in ("auth_socket", "lmtp_socket"):
+        _socket(f"{key}:{name}", _get(settings, f"{key}:{name}"))
+    _listen(f"{key}:quota_status_listen", _get(settings, f"{key}:quota_status_listen"))
+    _listen(f"{key}:imap_listen", _get(settings, f"{key}:imap_listen"), wildcard=True)
+
+
+def _forwarder(key, value, backend):
+    if isinstance(value, str):
+        address, separator, port = value.rpartition(FORWARDER_PORT_SEPARATOR.get(backend, "@"))
+        if not separator:
+            address = value
+        if _ip_address(address) and (not separator or (port.isdigit() and 1 <= int(port) <= 65535)):
+            return
+    _invalid(key, f"must be an IP address, optionally followed by {FORWARDER_PORT_SEPARATOR.get(backend, '@')}PORT",
+             value)
+
+
+def _dns_cache(settings):
+    key = "performance:dns_cache"
+    backend = _get(settings, f"{key}:backend")
+    _one_of(f"{key}:backend", backend, DNS_CACHE_BACKENDS)
+    listen = _get(settings, f"{key}:listen")
+    if not isinstance(listen, str) or not _ip_address(listen):
+        _invalid(f"{key}:listen", "must be an IP address", listen)
+    for name in ("forwarders", "forward_local_zones"):
+        if not isinstance(_get(settings, f"{key}:{name}"), (list, tuple)):
+            _invalid(f"{key}:{name}", "must be a list", _get(settings, f"{key}:{name}"))
+    for index, forwarder in enumerate(_get(settings, f"{key}:forwarders")):
+        _forwarder(f"{key}:forwarders:{index}", forwarder, backend)
+    for index, zone in enumerate(_get(settings, f"{key}:forward_local_zones")):
+        if not isinstance(zone, str) or not _HOSTNAME.fullmatch(zone):
+            _invalid(f"{key}:forward_local_zones:{index}", "must be a DNS zone name", zone)
+    _absolute_path(f"{key}:resolv_conf", _get(settings, f"{key}:resolv_conf"))
+    _absolute_path(f"{key}:config_file", _get(settings, f"{key}:config_file"), optional=True)
+    _absolute_path(f"{key}:pidfile", _get(settings, f"{key}:pidfile"))
+
+
+def settings(postfix):
+    """
+    Check the merged formula settings POSTFIX (the ``postfix`` pillar tree over
+    defaults.yaml, as map.jinja builds it); return True or raise
+    SaltInvocationError naming the first bad key (``pillar postfix:KEY: ...``).
+
+    Checked: no control character anywhere (keys too); ports are integers
+    1-65535; paths are absolute; Dovecot's sockets relative to the queue
+    directory; ``sslmode``, ``password_scheme`` and the DNS cache backend
+    are known values; hosts are names or addresses.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call postfix_checks.settings '{"database": {"port": 5432}}'
+    """
+    if not isinstance(postfix, dict):
+        raise SaltInvocationError(f"pillar postfix: must be a mapping, got {postfix!r}")
+    _no_control_characters(postfix)
+    for key in ("config_dir", "lookup:config_dir"):
+        _absolute_path(key, _get(postfix, key), optional=True)
+    _absolute_path("postfixadmin:tables_dir", _get(postfix, "postfixadmin:tables_dir"), optional=True)
+    _absolute_path("performance:queue:directory", _get(postfix, "performance:queue:directory"), optional=True)
+    _database("database", _get(postfix, "database"), optional=True)  # null where nothing uses it
+    _database("relay:sync_from", _get(postfix, "relay:sync_from"), optional=True)
+    _lookup_user(postfix)
+    _dovecot(postfix)
+    _dns_cache(postfix)
+    return True

@@ -1,0 +1,141 @@
+"""postfix_checks: every value bound for Dovecot's, the DNS cache's and the
+lookup tables' files is checked before a state runs."""
+
+import copy
+import pathlib
+
+import pytest
+import yaml
+from salt.exceptions import SaltInvocationError
+
+from tests.harness import salt_modules
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+DEFAULTS = yaml.safe_load((REPO / "postfix" / "defaults.yaml").read_text())["postfix"]
+EXAMPLE = yaml.safe_load((REPO / "pillar.example").read_text())["postfix"]
+
+checks = salt_modules.load("modules", "postfix_checks")
+records = salt_modules.load("modules", "postfix_records")
+
+
+def settings(*overrides):
+    """defaults.yaml, pillar.example and OVERRIDES merged as map.jinja does (lookup:config_dir filled in)."""
+    merged = records.merge(copy.deepcopy(DEFAULTS), EXAMPLE, *overrides)
+    merged["config_dir"] = merged["config_dir"] or merged["lookup"]["config_dir"]
+    return merged
+
+
+def at(key, value):
+    """{"a": {"b": VALUE}} for key "a:b"."""
+    tree = value
+    for part in reversed(key.split(":")):
+        tree = {part: tree}
+    return tree
+
+
+def test_defaults_and_pillar_example_pass():
+    assert checks.settings(settings()) is True
+    assert checks.settings(records.merge(copy.deepcopy(DEFAULTS), {"config_dir": "/etc/postfix"})) is True
+
+
+GOOD = {
+    "database:host": ["db.example.com", "127.0.0.1", "::1", "/var/run/postgresql"],
+    "database": [None],
+    "database:port": [1, 5432, 65535],
+    "database:sslmode": [None, "disable", "verify-full"],
+    "database:password": [None, "with inner space", "quote' and \\ backslash"],
+    "relay:sync_from": [None, {"host": "mx1.example.com", "port": 5432, "dbname": "postfixadmin",
+                               "user": "sync", "password": "x", "sslmode": "require"}],
+    "dovecot:log_path": ["syslog", "/var/log/dovecot.log"],
+    "dovecot:password_scheme": ["SHA512-CRYPT", "ARGON2ID", "BLF-CRYPT"],
+    "dovecot:auth_socket": ["private/auth", "dovecot-auth"],
+    "dovecot:imap_listen:address": ["*", "127.0.0.1", "imap.example.com"],
+    "dovecot:ssl:cert": [None, "/etc/ssl/certs/mail.pem"],
+    "performance:dns_cache:forwarders": [[], ["192.0.2.53", "192.0.2.54@5353", "2001:db8::1"]],
+    "performance:dns_cache:forward_local_zones": [["test", "example.test"]],
+    "performance:queue:directory": [None, "/srv/postfix-queue"],
+}
+
+
+@pytest.mark.parametrize("key,value", [(key, value) for key, values in GOOD.items() for value in values])
+def test_good_values_pass(key, value):
+    assert checks.settings(settings(at(key, value))) is True
+
+
+#: class of bad input -> (key, bad value, the words the error must hold)
+BAD = {
+    "newline-in-dovecot-path": ("dovecot:log_path", "/var/log/d.log\nauth_verbose_passwords = plain",
+                                "must not contain control characters"),
+    "newline-in-main-cf-value": ("main:delay_warning_time", "4h\nrelayhost = evil", "control characters"),
+    "tab-in-database-name": ("database:dbname", "postfix\tadmin", "control characters"),
+    "control-character-in-a-key": ("postfixadmin:domains", {"bad\x00.example": {}}, "control characters"),
+    "port-not-a-number": ("database:port", "abc", "must be a port number"),
+    "port-too-big": ("database:port", 99999, "must be a port number"),
+    "port-zero": ("dovecot:imap_listen:port", 0, "must be a port number"),
+    "port-boolean": ("dovecot:quota_status_listen:port", True, "must be a port number"),
+    "port-70000": ("dovecot:quota_status_listen:port", 70000, "must be a port number"),
+    "sync-port": ("relay:sync_from", {"host": "mx1.example.com", "port": "5432x", "dbname": "p", "user": "u"},
+                  "relay:sync_from:port: must be a port number"),
+    "relative-path": ("dovecot:mail_root", "var/vmail", "must be an absolute path"),
+    "path-with-space": ("dovecot:base_dir", "/run/dove cot", "must be an absolute path"),
+    "path-with-brace": ("dovecot:state_dir", "/var/lib/dovecot }", "must be an absolute path"),
+    "relative-log-path": ("dovecot:log_path", "dovecot.log", "must be an absolute path"),
+    "relative-ssl-key": ("dovecot:ssl:key", "mail.key", "must be an absolute path"),
+    "relative-resolv-conf": ("performance:dns_cache:resolv_conf", "resolv.conf", "must be an absolute path"),
+    "relative-queue-directory": ("performance:queue:directory", "spool2", "must be an absolute path"),
+    "relative-tables-dir": ("postfixadmin:tables_dir", "pgsql", "must be an absolute path"),
+    "absolute-auth-socket": ("dovecot:auth_socket", "/var/spool/postfix/private/auth",
+                             "must be relative to Postfix's queue_directory"),
+    "absolute-lmtp-socket": ("dovecot:lmtp_socket", "/run/lmtp", "must be relative to Postfix's queue_directory"),
+    "socket-escaping-the-queue": ("dovecot:lmtp_socket", "../lmtp", "without . or .. parts"),
+    "empty-socket": ("dovecot:auth_socket", "", "must be a relative path"),
+    "sslmode": ("database:sslmode", "on", "must be one of disable, allow, prefer, require, verify-ca, verify-full"),
+    "sync-sslmode": ("relay:sync_from", {"host": "h", "port": 5432, "dbname": "p", "user": "u", "sslmode": "yes"},
+                     "relay:sync_from:sslmode: must be one of"),
+    "password-scheme": ("dovecot:password_scheme", "SHA512CRYPT", "must be one of ARGON2I"),
+    "dns-cache-backend": ("performance:dns_cache:backend", "bind", "must be one of unbound, dnsmasq"),
+    "database-host": ("database:host", "db host;", "must be a host name or an IP address"),
+    "listen-address": ("dovecot:quota_status_listen:address", "127.0.0.1 port", "must be a host name"),
+    "dns-cache-listen": ("performance:dns_cache:listen", "localhost", "must be an IP address"),
+    "forwarder": ("performance:dns_cache:forwarders", ["192.0.2.53 ; evil"], "must be an IP address"),
+    "forwarder-port": ("performance:dns_cache:forwarders", ["192.0.2.53@99999"], "must be an IP address"),
+    "local-zone": ("performance:dns_cache:forward_local_zones", ['test" evil'], "must be a DNS zone name"),
+    "vmail-uid": ("dovecot:vmail_uid", "5000", "must be a positive integer"),
+    "vmail-user": ("dovecot:vmail_user", "v mail", "must be a user or group name"),
+    "empty-dbname": ("database:dbname", "", "must be a non-empty text"),
+    "database-not-a-mapping": ("database", "postgres://x", "must be a mapping"),
+}
+
+
+@pytest.mark.parametrize("key,value,problem", BAD.values(), ids=BAD.keys())
+def test_bad_values_are_refused_naming_the_key(key, value, problem):
+    with pytest.raises(SaltInvocationError) as error:
+        checks.settings(settings(at(key, value)))
+    message = str(error.value)
+    assert message.startswith(f"pillar postfix:{key}"), message
+    assert problem in message
+
+
+#: (key, bad secret): control characters anywhere; surrounding whitespace where a lookup table holds it
+BAD_SECRETS = [
+    ("database:password", "pw-with-newline\nhidden"),
+    ("postfixadmin:lookup_user:password", "pw-with-newline\nhidden"),
+    ("postfixadmin:mailboxes:postmaster@example.com:password", "pw-with-newline\nhidden"),
+    ("relay:sync_from:password", "pw-with-newline\nhidden"),
+    ("database:password", " leading-space-secret"),
+    ("postfixadmin:lookup_user:password", "trailing-space-secret "),
+]
+
+
+@pytest.mark.parametrize("key,secret", BAD_SECRETS)
+def test_bad_passwords_are_never_shown(key, secret):
+    overrides = [at(key, secret)]
+    if key.startswith("relay:sync_from"):
+        overrides.insert(0, at("relay:sync_from", {"host": "mx1.example.com", "port": 5432, "dbname": "p",
+                                                   "user": "u"}))
+    with pytest.raises(SaltInvocationError) as error:
+        checks.settings(settings(*overrides))
+    message = str(error.value)
+    assert message.startswith(f"pillar postfix:{key}: ")
+    assert "value not shown" in message
+    assert secret.strip().split("\n")[0] not in message and "hidden" not in message
