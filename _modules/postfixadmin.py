@@ -20,25 +20,36 @@ dict with ``host``, ``port``, ``dbname``, ``user``, ``password`` and
         password: secret
         sslmode: prefer
 
-The tables and columns are postfixadmin's own (PostgreSQL flavour), so this
-module and postfixadmin work on the same database. Domain ``maxquota`` and
-``quota`` are in MiB like in postfixadmin; mailbox ``quota`` is in bytes; a
-mailbox's ``full_name`` is postfixadmin's ``mailbox.name`` column. The
-reading functions (``*_list``, ``*_get``) see a database without the schema
-yet as empty, so states can predict their changes (test=True) before
-:py:func:`schema_init` has run.
+The schema is postfixadmin's own (3.3, PostgreSQL flavour, database version
+1847 recorded as its upgrade.php does), so this module and postfixadmin's web
+UI and CLI work on the same database. Domain ``maxquota`` and ``quota`` are in
+postfixadmin's "MB" (``$CONF['quota_multiplier']`` bytes, 1024000 by
+default); mailbox ``quota`` is in bytes; a mailbox's ``full_name`` is
+postfixadmin's ``mailbox.name`` column. The reading functions (``*_list``,
+``*_get``) see a database without the schema yet as empty, so states can
+predict their changes (test=True) before :py:func:`schema_init` has run.
 
-Mailbox passwords are stored as ``{SHA512-CRYPT}$6$...`` (made by
-``doveadm pw``, which both Dovecot and postfixadmin read); a value that
-already starts with ``{SCHEME}`` is stored as given. Plaintext passwords are
-never stored, logged or returned, and no function returns a password hash.
+Mailbox passwords are hashed in process (libcrypt) in the format of
+postfixadmin's ``$CONF['encrypt']`` setting given as ``encrypt`` (or
+``postfixadmin:encrypt`` in config/pillar), by default
+``dovecot:SHA512-CRYPT``: ``{SHA512-CRYPT}$6$...``, which Dovecot and
+postfixadmin (with encrypt ``dovecot:SHA512-CRYPT`` or
+``php_crypt:SHA512::{SHA512-CRYPT}``) verify; with postfixadmin's default
+``md5crypt`` choose ``md5crypt``. A password already hashed in a form
+postfixadmin writes is stored as given. Plaintext passwords are never
+stored, logged or returned, and no function returns a password hash.
+
+Sections: validation, connection, rows, schema, domains, passwords,
+mailboxes, aliases, backup MX copy, lookup tables.
 """
 
+import base64
 import ctypes
 import ctypes.util
 import datetime
 import hmac
 import re
+import secrets
 
 import salt.utils.args
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -58,7 +69,6 @@ MASK = "********"
 MAX_QUOTA = 9223372036854774784
 INT_MAX = 2147483647
 BIGINT_MAX = 9223372036854775807
-PASSWORD_SCHEME = "SHA512-CRYPT"
 # Mailbox copies on a backup MX get this: crypt() never yields "*", so no
 # password matches it.
 LOCKED_PASSWORD = "{SHA512-CRYPT}*"
@@ -70,15 +80,29 @@ CONNECTION_KEYS = ("host", "port", "dbname", "user", "password", "sslmode")
 _DOMAIN_RE = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _ATEXT = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LOCAL_PART_RE = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
-_SCHEME_RE = re.compile(r"\{[A-Z0-9.-]+\}\S+")
-#: Dovecot schemes whose value is a crypt(3) string: verified in process
-_CRYPT_SCHEMES = ("SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "MD5-CRYPT", "CRYPT")
-#: sizeof(struct crypt_data) in libxcrypt
-_CRYPT_DATA_SIZE = 32768
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
-_TABLES = {
-    "domain": """
+#: The postfixadmin release whose PostgreSQL schema schema_init creates, and
+#: the database version its upgrade.php records for it in config (name
+#: 'version'): postfixadmin 3.3.x, whose last upgrade step is 1847.
+POSTFIXADMIN_RELEASE = "3.3"
+SCHEMA_VERSION = 1847
+
+# postfixadmin 3.3's PostgreSQL schema as its upgrade.php leaves it (same
+# tables, columns in the same order, types, defaults, constraint and index
+# names), one (kind, name, SQL) per object, in creation order. Each object is
+# created only where it is missing, so a database holding part of it (made by
+# an earlier version of this module: domain, alias, mailbox, alias_domain) is
+# completed.
+_SCHEMA = (
+    ("table", "config", """
+        CREATE TABLE config (
+            id serial PRIMARY KEY,
+            name character varying(20) NOT NULL UNIQUE,
+            value character varying(20) NOT NULL
+        )
+    """),
+    ("table", "domain", """
         CREATE TABLE domain (
             domain character varying(255) NOT NULL,
             description character varying(255) NOT NULL DEFAULT '',
@@ -94,57 +118,213 @@ _TABLES = {
             password_expiry integer DEFAULT 0,
             CONSTRAINT domain_key PRIMARY KEY (domain)
         );
-        CREATE INDEX domain_domain_active ON domain (domain, active);
-        COMMENT ON TABLE domain IS 'Postfix Admin - Virtual Domains';
-    """,
-    "alias": """
-        CREATE TABLE alias (
-            address character varying(255) NOT NULL,
-            goto text NOT NULL,
-            domain character varying(255) NOT NULL REFERENCES domain,
+        COMMENT ON TABLE domain IS 'Postfix Admin - Virtual Domains'
+    """),
+    ("table", "admin", """
+        CREATE TABLE admin (
+            username character varying(255) NOT NULL,
+            password character varying(255) NOT NULL DEFAULT '',
             created timestamp with time zone DEFAULT now(),
             modified timestamp with time zone DEFAULT now(),
             active boolean NOT NULL DEFAULT true,
-            CONSTRAINT alias_key PRIMARY KEY (address)
+            superadmin boolean NOT NULL DEFAULT false,
+            phone character varying(30) NOT NULL DEFAULT '',
+            email_other character varying(255) NOT NULL DEFAULT '',
+            token character varying(255) NOT NULL DEFAULT '',
+            token_validity timestamp with time zone DEFAULT '2000-01-01',
+            CONSTRAINT admin_key PRIMARY KEY (username)
         );
-        CREATE INDEX alias_address_active ON alias (address, active);
-        COMMENT ON TABLE alias IS 'Postfix Admin - Virtual Aliases';
-    """,
-    "mailbox": """
+        COMMENT ON TABLE admin IS 'Postfix Admin - Virtual Admins'
+    """),
+    ("table", "alias", """
+        CREATE TABLE alias (
+            address character varying(255) NOT NULL,
+            goto text NOT NULL,
+            domain character varying(255) NOT NULL,
+            created timestamp with time zone DEFAULT now(),
+            modified timestamp with time zone DEFAULT now(),
+            active boolean NOT NULL DEFAULT true,
+            CONSTRAINT alias_key PRIMARY KEY (address),
+            CONSTRAINT alias_domain_fkey FOREIGN KEY (domain) REFERENCES domain (domain)
+        );
+        COMMENT ON TABLE alias IS 'Postfix Admin - Virtual Aliases'
+    """),
+    ("table", "alias_domain", """
+        CREATE TABLE alias_domain (
+            alias_domain character varying(255) NOT NULL,
+            target_domain character varying(255) NOT NULL,
+            created timestamp with time zone DEFAULT now(),
+            modified timestamp with time zone DEFAULT now(),
+            active boolean NOT NULL DEFAULT true,
+            CONSTRAINT alias_domain_pkey PRIMARY KEY (alias_domain),
+            CONSTRAINT alias_domain_alias_domain_fkey FOREIGN KEY (alias_domain)
+                REFERENCES domain (domain) ON DELETE CASCADE,
+            CONSTRAINT alias_domain_target_domain_fkey FOREIGN KEY (target_domain)
+                REFERENCES domain (domain) ON DELETE CASCADE
+        );
+        COMMENT ON TABLE alias_domain IS 'Postfix Admin - Domain Aliases'
+    """),
+    ("table", "domain_admins", """
+        CREATE TABLE domain_admins (
+            username character varying(255) NOT NULL,
+            domain character varying(255) NOT NULL,
+            created timestamp with time zone DEFAULT now(),
+            active boolean NOT NULL DEFAULT true,
+            id serial,
+            CONSTRAINT domain_admins_pkey PRIMARY KEY (id),
+            CONSTRAINT domain_admins_domain_fkey FOREIGN KEY (domain) REFERENCES domain (domain)
+        );
+        COMMENT ON TABLE domain_admins IS 'Postfix Admin - Domain Admins'
+    """),
+    ("table", "fetchmail", """
+        CREATE TABLE fetchmail (
+            id serial,
+            mailbox character varying(255) NOT NULL DEFAULT '',
+            src_server character varying(255) NOT NULL DEFAULT '',
+            src_auth character varying(15) NOT NULL CHECK (src_auth IN (
+                'password', 'kerberos_v5', 'kerberos', 'kerberos_v4', 'gssapi', 'cram-md5', 'otp', 'ntlm',
+                'msn', 'ssh', 'any')),
+            src_user character varying(255) NOT NULL DEFAULT '',
+            src_password character varying(255) NOT NULL DEFAULT '',
+            src_folder character varying(255) NOT NULL DEFAULT '',
+            poll_time integer NOT NULL DEFAULT 10,
+            fetchall boolean NOT NULL DEFAULT false,
+            keep boolean NOT NULL DEFAULT false,
+            protocol character varying(15) NOT NULL CHECK (protocol IN ('POP3', 'IMAP', 'POP2', 'ETRN', 'AUTO')),
+            extra_options text,
+            returned_text text,
+            mda character varying(255) NOT NULL DEFAULT '',
+            date timestamp with time zone DEFAULT now(),
+            usessl boolean NOT NULL DEFAULT false,
+            sslcertck boolean NOT NULL DEFAULT false,
+            sslcertpath character varying(255) DEFAULT '',
+            sslfingerprint character varying(255) DEFAULT '',
+            domain character varying(255) DEFAULT '',
+            active boolean NOT NULL DEFAULT false,
+            created timestamp with time zone DEFAULT '2000-01-01',
+            modified timestamp with time zone DEFAULT now(),
+            src_port integer NOT NULL DEFAULT 0,
+            CONSTRAINT fetchmail_pkey PRIMARY KEY (id)
+        )
+    """),
+    ("table", "log", """
+        CREATE TABLE log (
+            "timestamp" timestamp with time zone DEFAULT now(),
+            username character varying(255) NOT NULL DEFAULT '',
+            domain character varying(255) NOT NULL DEFAULT '',
+            action character varying(255) NOT NULL DEFAULT '',
+            data text NOT NULL DEFAULT '',
+            id serial,
+            CONSTRAINT log_pkey PRIMARY KEY (id)
+        );
+        COMMENT ON TABLE log IS 'Postfix Admin - Log'
+    """),
+    ("table", "mailbox", """
         CREATE TABLE mailbox (
             username character varying(255) NOT NULL,
             password character varying(255) NOT NULL DEFAULT '',
             name character varying(255) NOT NULL DEFAULT '',
             maildir character varying(255) NOT NULL DEFAULT '',
             quota bigint NOT NULL DEFAULT 0,
-            domain character varying(255) REFERENCES domain (domain),
             created timestamp with time zone DEFAULT now(),
             modified timestamp with time zone DEFAULT now(),
             active boolean NOT NULL DEFAULT true,
+            domain character varying(255),
             local_part character varying(255) NOT NULL,
             phone character varying(30) NOT NULL DEFAULT '',
             email_other character varying(255) NOT NULL DEFAULT '',
             token character varying(255) NOT NULL DEFAULT '',
             token_validity timestamp with time zone DEFAULT '2000-01-01',
             password_expiry timestamp with time zone DEFAULT '2000-01-01',
-            CONSTRAINT mailbox_key PRIMARY KEY (username)
+            CONSTRAINT mailbox_key PRIMARY KEY (username),
+            CONSTRAINT mailbox_domain_fkey1 FOREIGN KEY (domain) REFERENCES domain (domain)
         );
-        CREATE INDEX mailbox_username_active ON mailbox (username, active);
-        COMMENT ON TABLE mailbox IS 'Postfix Admin - Virtual Mailboxes';
-    """,
-    "alias_domain": """
-        CREATE TABLE alias_domain (
-            alias_domain character varying(255) NOT NULL REFERENCES domain (domain) ON DELETE CASCADE,
-            target_domain character varying(255) NOT NULL REFERENCES domain (domain) ON DELETE CASCADE,
+        COMMENT ON TABLE mailbox IS 'Postfix Admin - Virtual Mailboxes'
+    """),
+    ("table", "quota", """
+        CREATE TABLE quota (
+            username character varying(255) NOT NULL,
+            path character varying(100) NOT NULL,
+            current bigint NOT NULL DEFAULT 0,
+            CONSTRAINT quota_pkey PRIMARY KEY (username, path)
+        )
+    """),
+    ("table", "quota2", """
+        CREATE TABLE quota2 (
+            username character varying(100) NOT NULL,
+            bytes bigint NOT NULL DEFAULT 0,
+            messages integer NOT NULL DEFAULT 0,
+            CONSTRAINT quota2_pkey PRIMARY KEY (username)
+        )
+    """),
+    ("table", "vacation", """
+        CREATE TABLE vacation (
+            email character varying(255) NOT NULL,
+            subject character varying(255) NOT NULL,
+            body text NOT NULL DEFAULT '',
             created timestamp with time zone DEFAULT now(),
-            modified timestamp with time zone DEFAULT now(),
             active boolean NOT NULL DEFAULT true,
-            PRIMARY KEY (alias_domain)
-        );
-        CREATE INDEX alias_domain_active ON alias_domain (alias_domain, active);
-        COMMENT ON TABLE alias_domain IS 'Postfix Admin - Domain Aliases';
-    """,
-}
+            domain character varying(255),
+            modified timestamp with time zone DEFAULT now(),
+            activefrom timestamp with time zone DEFAULT '2000-01-01',
+            activeuntil timestamp with time zone DEFAULT '2038-01-18',
+            interval_time integer NOT NULL DEFAULT 0,
+            CONSTRAINT vacation_pkey PRIMARY KEY (email),
+            CONSTRAINT vacation_domain_fkey1 FOREIGN KEY (domain) REFERENCES domain (domain)
+        )
+    """),
+    ("table", "vacation_notification", """
+        CREATE TABLE vacation_notification (
+            on_vacation character varying(255) NOT NULL,
+            notified character varying(255) NOT NULL,
+            notified_at timestamp with time zone NOT NULL DEFAULT now(),
+            CONSTRAINT vacation_notification_pkey PRIMARY KEY (on_vacation, notified),
+            CONSTRAINT vacation_notification_on_vacation_fkey FOREIGN KEY (on_vacation)
+                REFERENCES vacation (email) ON DELETE CASCADE
+        )
+    """),
+    ("index", "domain_domain_active", "CREATE INDEX domain_domain_active ON domain (domain, active)"),
+    ("index", "alias_address_active", "CREATE INDEX alias_address_active ON alias (address, active)"),
+    ("index", "alias_domain_idx", "CREATE INDEX alias_domain_idx ON alias (domain)"),
+    ("index", "alias_domain_active", "CREATE INDEX alias_domain_active ON alias_domain (alias_domain, active)"),
+    ("index", "mailbox_username_active", "CREATE INDEX mailbox_username_active ON mailbox (username, active)"),
+    ("index", "mailbox_domain_idx", "CREATE INDEX mailbox_domain_idx ON mailbox (domain)"),
+    ("index", "log_domain_timestamp_idx", 'CREATE INDEX log_domain_timestamp_idx ON log (domain, "timestamp")'),
+    ("index", "vacation_email_active", "CREATE INDEX vacation_email_active ON vacation (email, active)"),
+    # Dovecot's dict quota writes usage with INSERTs: these triggers fold an
+    # insert for an existing key into the row that is there (this module's
+    # own functions, under postfixadmin's names).
+    ("function", "merge_quota", """
+        CREATE FUNCTION merge_quota() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE quota SET current = current + NEW.current
+            WHERE username = NEW.username AND path = NEW.path;
+            IF FOUND THEN
+                RETURN NULL;
+            END IF;
+            RETURN NEW;
+        END;
+        $$
+    """),
+    ("function", "merge_quota2", """
+        CREATE FUNCTION merge_quota2() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE quota2 SET bytes = bytes + NEW.bytes, messages = messages + NEW.messages
+            WHERE username = NEW.username;
+            IF FOUND THEN
+                RETURN NULL;
+            END IF;
+            RETURN NEW;
+        END;
+        $$
+    """),
+    ("trigger", "mergequota",
+     "CREATE TRIGGER mergequota BEFORE INSERT ON quota FOR EACH ROW EXECUTE FUNCTION merge_quota()"),
+    ("trigger", "mergequota2",
+     "CREATE TRIGGER mergequota2 BEFORE INSERT ON quota2 FOR EACH ROW EXECUTE FUNCTION merge_quota2()"),
+)
+#: The tables of domains, mailboxes and aliases (what a backup copy needs)
+_RECORD_TABLES = ("domain", "alias", "mailbox", "alias_domain")
 
 # What Postfix's lookup tables read; the lookup role gets nothing else
 # (in particular not mailbox.password).
@@ -157,11 +337,16 @@ _LOOKUP_COLUMNS = {
 
 _DOMAIN_COLUMNS = (
     "domain", "description", "aliases", "mailboxes", "maxquota", "quota", "transport", "backupmx", "active",
-    "created", "modified",
+    "password_expiry", "created", "modified",
 )
 _MAILBOX_COLUMNS = (
-    "username", "full_name", "maildir", "quota", "local_part", "domain", "active", "created", "modified",
+    "username", "full_name", "maildir", "quota", "local_part", "domain", "active", "password_expiry",
+    "created", "modified",
 )
+#: Days a new mailbox password is valid when its domain sets no
+#: password_expiry (0): postfixadmin's own value when its password
+#: expiration is off.
+DEFAULT_PASSWORD_DAYS = 365
 _ALIAS_COLUMNS = ("address", "goto", "domain", "active", "created", "modified")
 # Fields stored in a column of another name: mailbox.name holds the owner's
 # full name (``name`` is the address in the states).
@@ -243,6 +428,7 @@ _DOMAIN_FIELDS = {
     "transport": _optional_text,
     "backupmx": _flag,
     "active": _flag,
+    "password_expiry": lambda field, value: _integer(field, value, 0, INT_MAX),
 }
 _MAILBOX_FIELDS = {
     "full_name": _text,
@@ -272,7 +458,7 @@ def validate(kind, **fields):
     naming the bad field and value.
 
     Domain fields: description, aliases, mailboxes, maxquota, quota,
-    transport, backupmx, active. Mailbox fields: full_name, quota, active (the
+    transport, backupmx, active, password_expiry. Mailbox fields: full_name, quota, active (the
     password is not a field). Alias fields: goto, active.
 
     CLI Example:
@@ -446,8 +632,43 @@ def _role_exists(conn, role):
     return conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is not None
 
 
-def _missing_tables(conn):
-    return [table for table in _TABLES if not _table_exists(conn, table)]
+def _object_exists(conn, kind, name):
+    if kind == "function":
+        return conn.execute("SELECT to_regprocedure(%s::text) AS oid", (f"{name}()",)).fetchone()["oid"] is not None
+    if kind == "trigger":
+        return conn.execute("SELECT 1 FROM pg_trigger WHERE tgname = %s", (name,)).fetchone() is not None
+    return _table_exists(conn, name)  # tables and indexes are both relations
+
+
+def _missing_tables(conn, tables=_RECORD_TABLES):
+    return [table for table in tables if not _table_exists(conn, table)]
+
+
+def _schema_version(conn):
+    """postfixadmin's database version (config 'version'; 0 without that row, as
+    postfixadmin reads it), or None without a config table."""
+    if not _table_exists(conn, "config"):
+        return None
+    row = conn.execute("SELECT value FROM config WHERE name = 'version'").fetchone()
+    try:
+        return int(row["value"]) if row else 0
+    except ValueError:
+        raise CommandExecutionError(f"postfixadmin's config table holds a bad version: {row['value']!r}") from None
+
+
+def _missing_objects(conn):
+    """(kind, name, SQL) of the schema objects to create; none on a database
+    postfixadmin already recorded as version SCHEMA_VERSION or newer."""
+    version = _schema_version(conn)
+    if version is None:
+        return [obj for obj in _SCHEMA if not _object_exists(conn, obj[0], obj[1])]
+    if version < SCHEMA_VERSION:
+        raise CommandExecutionError(
+            f"the postfixadmin database is at version {version}, older than {SCHEMA_VERSION} "
+            f"(postfixadmin {POSTFIXADMIN_RELEASE}): upgrade it with postfixadmin's setup.php (upgrade.php) first; "
+            "nothing was changed"
+        )
+    return []
 
 
 def _missing_grants(conn, role, missing_tables):
@@ -485,19 +706,26 @@ def _grant(conn, table, columns, role):
 def _schema_plan(conn, lookup_user):
     if lookup_user is not None and not _role_exists(conn, _text("lookup_user", lookup_user, 63)):
         raise SaltInvocationError(f"lookup role {lookup_user!r} does not exist")
-    tables = _missing_tables(conn)
-    grants = _missing_grants(conn, lookup_user, tables) if lookup_user else []
-    return tables, grants
+    objects = _missing_objects(conn)
+    created_tables = [name for kind, name, _ in objects if kind == "table"]
+    grants = _missing_grants(conn, lookup_user, created_tables) if lookup_user else []
+    return objects, grants
 
 
-def _schema_report(tables, grants, lookup_user):
-    return {"created": tables, "granted": [_grant_text(table, columns, lookup_user) for table, columns in grants]}
+def _schema_report(objects, grants, lookup_user):
+    return {
+        "created": [f"{kind} {name}" for kind, name, _ in objects],
+        "version": SCHEMA_VERSION if any(name == "config" for _, name, _ in objects) else None,
+        "granted": [_grant_text(table, columns, lookup_user) for table, columns in grants],
+    }
 
 
 def schema_pending(lookup_user=None, database=None):
     """
-    What :py:func:`schema_init` would do, without doing it: the tables it
-    would create and the grants it would give ``lookup_user``.
+    What :py:func:`schema_init` would do, without doing it: the schema
+    objects it would create, the version it would record and the grants it
+    would give ``lookup_user``. Raises CommandExecutionError on a database
+    postfixadmin recorded as older than this module's version.
 
     CLI Example:
 
@@ -511,13 +739,21 @@ def schema_pending(lookup_user=None, database=None):
 
 def schema_init(lookup_user=None, database=None):
     """
-    Create the postfixadmin tables this module uses (domain, mailbox, alias,
-    alias_domain) where they are missing, with postfixadmin's own PostgreSQL
-    columns, and let ``lookup_user`` (the role Postfix's lookup tables log in
-    as; it must exist) read what the lookup tables need - mailbox passwords
-    excluded. Existing tables are left as they are. Returns what it did:
-    ``{"created": [tables], "granted": [grants]}``, both empty when there was
-    nothing to do.
+    Create postfixadmin's complete PostgreSQL schema of postfixadmin 3.3
+    (every table, index and trigger its upgrade.php creates, database version
+    1847 recorded in its ``config`` table the way upgrade.php records it), so
+    postfixadmin's setup finds nothing to do; and let ``lookup_user`` (the
+    role Postfix's lookup tables log in as; it must exist) read what the
+    lookup tables need - mailbox passwords excluded.
+
+    On a database without postfixadmin's version record, only missing
+    objects are created (existing tables are left as they are). On a
+    database postfixadmin recorded as version 1847 or newer, the schema is
+    left alone (only grants are given); on an older one nothing is changed
+    and CommandExecutionError says to upgrade it with postfixadmin first.
+    All in one transaction. Returns what it did: ``{"created": ["table
+    config", ..., "index ...", "trigger ..."], "version": 1847 or None,
+    "granted": [grants]}``.
 
     CLI Example:
 
@@ -526,12 +762,14 @@ def schema_init(lookup_user=None, database=None):
         salt '*' postfixadmin.schema_init lookup_user=postfix
     """
     with _Transaction(database) as conn:
-        tables, grants = _schema_plan(conn, lookup_user)
-        for table in tables:
-            conn.execute(_TABLES[table])
+        objects, grants = _schema_plan(conn, lookup_user)
+        for _, _, statement in objects:
+            conn.execute(statement)
+        if any(name == "config" for _, name, _ in objects):
+            conn.execute("INSERT INTO config (name, value) VALUES ('version', %s)", (str(SCHEMA_VERSION),))
         for table, columns in grants:
             _grant(conn, table, columns, lookup_user)
-        return _schema_report(tables, grants, lookup_user)
+        return _schema_report(objects, grants, lookup_user)
 
 
 # --- domains ----------------------------------------------------------------
@@ -541,8 +779,8 @@ def domain_list(database=None):
     """
     All domains (postfixadmin's pseudo domain ``ALL`` left out), each a dict of
     domain, description, aliases, mailboxes, maxquota, quota, transport,
-    backupmx, active, created, modified. A database without the postfixadmin
-    schema yet has none.
+    backupmx, active, password_expiry, created, modified. A database without
+    the postfixadmin schema yet has none.
 
     CLI Example:
 
@@ -576,13 +814,19 @@ def domain_add(
     transport=None,
     backupmx=False,
     active=True,
+    password_expiry=0,
     database=None,
 ):
     """
     Add a domain; returns it. ``aliases``/``mailboxes`` are postfixadmin's
-    limits (0 unlimited, -1 disabled); ``maxquota`` (per mailbox) and
-    ``quota`` (whole domain) are in MiB, 0 unlimited. ``backupmx`` True makes
-    this host a backup MX for the domain (relay_domains). Fails if it exists.
+    limits (0 unlimited, -1 disabled). ``maxquota`` (per mailbox) and
+    ``quota`` (whole domain) are in postfixadmin's units, as its web UI shows
+    and stores them: "MB" of ``$CONF['quota_multiplier']`` bytes (1024000
+    by default - not MiB), 0 unlimited; a mailbox's quota is in bytes.
+    ``backupmx`` True makes this host a backup MX for the domain
+    (relay_domains). ``password_expiry``: days a mailbox password set from
+    now on stays valid (postfixadmin's password expiration; 0: no expiry).
+    Fails if the domain exists.
 
     CLI Example:
 
@@ -594,6 +838,7 @@ def domain_add(
     fields = _checked("domain", {
         "description": description, "aliases": aliases, "mailboxes": mailboxes, "maxquota": maxquota,
         "quota": quota, "transport": transport, "backupmx": backupmx, "active": active,
+        "password_expiry": password_expiry,
     })
     with _Transaction(database) as conn:
         _refuse_existing(_select_one(conn, "domain", ("domain",), "domain", domain), "domain", domain)
@@ -604,7 +849,8 @@ def domain_add(
 def domain_update(domain, database=None, **fields):
     """
     Change fields of a domain (description, aliases, mailboxes, maxquota,
-    quota, transport, backupmx, active; see :py:func:`domain_add`). Returns
+    quota, transport, backupmx, active, password_expiry; see
+    :py:func:`domain_add`). Returns
     ``{field: {"old": ..., "new": ...}}`` for what changed.
 
     CLI Example:
@@ -648,52 +894,146 @@ def domain_delete(domain, database=None):
 
 
 # --- passwords --------------------------------------------------------------
+#
+# Mailbox passwords are hashed in process with libcrypt (libxcrypt), in the
+# format postfixadmin's $CONF['encrypt'] setting writes, so postfixadmin's
+# login check and Dovecot both verify them and no doveadm is needed (on a
+# fresh minion Dovecot is not installed yet when mailboxes are made).
+
+#: Default hash format: what postfixadmin writes with encrypt =
+#: 'dovecot:SHA512-CRYPT' (and 'php_crypt:SHA512::{SHA512-CRYPT}').
+DEFAULT_ENCRYPT = "dovecot:SHA512-CRYPT"
+#: crypt(3) method -> libxcrypt prefix
+_CRYPT_PREFIXES = {"SHA512": "$6$", "SHA256": "$5$", "MD5": "$1$", "BLOWFISH": "$2y$"}
+#: Dovecot crypt schemes (postfixadmin's dovecot:SCHEME) -> crypt(3) method
+_DOVECOT_CRYPT_METHODS = {"SHA512-CRYPT": "SHA512", "SHA256-CRYPT": "SHA256", "BLF-CRYPT": "BLOWFISH",
+                          "MD5-CRYPT": "MD5"}
+#: Dovecot schemes whose value is a crypt(3) string: verified in process
+_CRYPT_SCHEMES = ("SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "MD5-CRYPT", "MD5", "CRYPT", "DES-CRYPT")
+_SCHEME_RE = re.compile(r"\{([A-Z0-9.-]+)\}(\S+)")
+_B64 = "[./0-9A-Za-z]"
+#: crypt(3) strings postfixadmin writes without a {SCHEME} prefix (md5crypt,
+#: php_crypt, system with a modern salt): md5crypt, sha256/sha512-crypt, bcrypt
+_BARE_CRYPT_RE = re.compile(
+    rf"\$1\${_B64}{{1,8}}\${_B64}{{22}}"
+    rf"|\$5\$(?:rounds=\d+\$)?{_B64}{{1,16}}\${_B64}{{43}}"
+    rf"|\$6\$(?:rounds=\d+\$)?{_B64}{{1,16}}\${_B64}{{86}}"
+    rf"|\$2[abxy]\$\d\d\${_B64}{{53}}"
+)
+#: sizeof(struct crypt_data) in libxcrypt
+_CRYPT_DATA_SIZE = 32768
+_CRYPT_OUTPUT_SIZE = 192
 
 
-def _doveadm_pw(argv, stdin):
-    result = __salt__["cmd.run_all"](
-        ["doveadm", "pw", *argv],
-        python_shell=False,
-        stdin=stdin,
-        stdin_raw_newlines=True,
-        output_loglevel="quiet",
-        ignore_retcode=True,
+def _libcrypt():
+    libcrypt = ctypes.CDLL(ctypes.util.find_library("crypt") or "libcrypt.so.1")
+    libcrypt.crypt_rn.restype = ctypes.c_char_p
+    libcrypt.crypt_rn.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int)
+    libcrypt.crypt_gensalt_rn.restype = ctypes.c_char_p
+    libcrypt.crypt_gensalt_rn.argtypes = (
+        ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int
     )
-    return result["retcode"], result["stdout"].strip(), result["stderr"].strip()
-
-
-def _hash_password(password):
-    """A {SCHEME}... value as is; plaintext hashed by doveadm (fed on stdin, never on argv)."""
-    password = _password(password)
-    if _SCHEME_RE.fullmatch(password):
-        return password
-    # doveadm asks twice (new password, retype): both lines come from stdin.
-    retcode, stdout, stderr = _doveadm_pw(["-s", PASSWORD_SCHEME], f"{password}\n{password}\n")
-    if retcode != 0 or not stdout.startswith(f"{{{PASSWORD_SCHEME}}}$6$"):
-        raise CommandExecutionError(f"doveadm pw could not hash the password: {stderr or stdout}")
-    return stdout
+    return libcrypt
 
 
 def _crypt(password, setting):
     """crypt(3) (libxcrypt's reentrant crypt_rn), in process; None if it refuses SETTING."""
-    libcrypt = ctypes.CDLL(ctypes.util.find_library("crypt") or "libcrypt.so.1")
-    libcrypt.crypt_rn.restype = ctypes.c_char_p
-    libcrypt.crypt_rn.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int)
     data = ctypes.create_string_buffer(_CRYPT_DATA_SIZE)
-    result = libcrypt.crypt_rn(password.encode(), setting.encode(), data, _CRYPT_DATA_SIZE)
-    return result.decode() if result else None
+    result = _libcrypt().crypt_rn(password.encode(), setting.encode(), data, _CRYPT_DATA_SIZE)
+    return result.decode() if result and not result.startswith(b"*") else None
+
+
+def _gensalt(method, rounds):
+    """A crypt(3) setting for METHOD with a random salt (16 bytes from secrets)."""
+    output = ctypes.create_string_buffer(_CRYPT_OUTPUT_SIZE)
+    random = secrets.token_bytes(16)
+    setting = _libcrypt().crypt_gensalt_rn(
+        _CRYPT_PREFIXES[method].encode(), rounds or 0, random, len(random), output, _CRYPT_OUTPUT_SIZE
+    )
+    if not setting:
+        raise SaltInvocationError(f"libcrypt refuses {method} with difficulty {rounds}")
+    return setting.decode()
+
+
+def _encrypt_format(encrypt):
+    """postfixadmin's encrypt setting (None: postfixadmin:encrypt from the minion config or
+    pillar, else DEFAULT_ENCRYPT) -> (crypt method, rounds or None, {SCHEME} prefix or '')."""
+    if encrypt is None:
+        # Imported without Salt's loader (tests seeding data) there is no __salt__.
+        configured = __salt__["config.get"]("postfixadmin:encrypt") if "__salt__" in globals() else None
+        encrypt = configured or DEFAULT_ENCRYPT
+    problem = SaltInvocationError(
+        f"unsupported encrypt {encrypt!r}: use one of postfixadmin's crypt settings: "
+        "dovecot:SHA512-CRYPT (default), dovecot:SHA256-CRYPT, dovecot:BLF-CRYPT, dovecot:MD5-CRYPT, "
+        "php_crypt[:SHA512|SHA256|MD5|BLOWFISH[:DIFFICULTY[:{PREFIX}]]], md5crypt"
+    )
+    if not isinstance(encrypt, str):
+        raise problem
+    if encrypt == "md5crypt":
+        return "MD5", None, ""
+    kind, _, rest = encrypt.partition(":")
+    if kind == "dovecot" and rest in _DOVECOT_CRYPT_METHODS:
+        return _DOVECOT_CRYPT_METHODS[rest], None, f"{{{rest}}}"
+    if kind != "php_crypt":
+        raise problem
+    method, difficulty, prefix = (rest.split(":") + ["", "", ""])[:3] if rest else ("", "", "")
+    method = method or "SHA512"
+    if method not in _CRYPT_PREFIXES or (difficulty and not difficulty.isdigit()) or rest.count(":") > 2:
+        raise problem
+    if prefix and not re.fullmatch(r"\{[A-Z0-9.-]+\}", prefix):
+        raise problem
+    return method, int(difficulty) if difficulty else None, prefix
+
+
+def _is_hashed(password):
+    return bool(_SCHEME_RE.fullmatch(password) or _BARE_CRYPT_RE.fullmatch(password))
+
+
+def _hash_password(password, encrypt=None):
+    """A hash postfixadmin could have written ({SCHEME}... or a bare crypt string) as is;
+    plaintext hashed in the ``encrypt`` format with a random salt."""
+    password = _password(password)
+    method, rounds, prefix = _encrypt_format(encrypt)
+    if _is_hashed(password):
+        return password
+    hashed = _crypt(password, _gensalt(method, rounds))
+    if hashed is None:
+        raise CommandExecutionError(f"libcrypt could not hash the password with {method}")
+    return prefix + hashed
+
+
+def _doveadm_verifies(password, stored):
+    """Schemes other than crypt's (e.g. postfixadmin's dovecot:ARGON2I) need
+    ``doveadm pw -t``, which takes the stored hash on its command line."""
+    result = __salt__["cmd.run_all"](
+        ["doveadm", "pw", "-t", stored],
+        python_shell=False,
+        stdin=f"{password}\n",
+        stdin_raw_newlines=True,
+        output_loglevel="quiet",
+        ignore_retcode=True,
+    )
+    return result["retcode"] == 0
 
 
 def _password_matches(password, stored):
-    """Crypt-family hashes are checked in process; other schemes (e.g. postfixadmin's
-    ARGON2) by ``doveadm pw -t``, which takes the stored hash on its command line."""
-    if _SCHEME_RE.fullmatch(password):
-        return password == stored
-    scheme, _, value = stored.partition("}")
-    if scheme.lstrip("{") in _CRYPT_SCHEMES:
-        return hmac.compare_digest(_crypt(password, value) or "", value)
-    retcode, _, _ = _doveadm_pw(["-t", stored], f"{password}\n")
-    return retcode == 0
+    """A hash must equal the stored one; plaintext is verified against it: crypt-family
+    hashes ({SCHEME}-prefixed, {SHA512-CRYPT.B64} or bare) in process."""
+    if _is_hashed(password):
+        return hmac.compare_digest(password, stored)
+    match = _SCHEME_RE.fullmatch(stored)
+    if match is None:
+        value = stored
+    elif match.group(1) in _CRYPT_SCHEMES:
+        value = match.group(2)
+    elif match.group(1) == "SHA512-CRYPT.B64":
+        try:
+            value = base64.b64decode(match.group(2), validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return False
+    else:
+        return _doveadm_verifies(password, stored)
+    return hmac.compare_digest(_crypt(password, value) or "", value)
 
 
 # --- mailboxes --------------------------------------------------------------
@@ -703,8 +1043,9 @@ def mailbox_list(domain=None, database=None):
     """
     Mailboxes (of one domain, or all), each a dict of username, full_name
     (postfixadmin's ``name`` column), maildir, quota (bytes), local_part,
-    domain, active, created, modified. Passwords are never returned. A
-    database without the postfixadmin schema yet has none.
+    domain, active, password_expiry (when the password expires), created,
+    modified. Passwords are never returned. A database without the
+    postfixadmin schema yet has none.
 
     CLI Example:
 
@@ -730,14 +1071,44 @@ def mailbox_get(address, database=None):
     return _read_one(database, "mailbox", _MAILBOX_COLUMNS, "username", _address(address)[0])
 
 
-def mailbox_add(address, password, full_name="", quota=0, active=True, database=None):
+def _renew_password_expiry(conn, address):
+    """password_expiry as postfixadmin sets it with a new password: now (to the
+    minute) plus the domain's password_expiry days, or DEFAULT_PASSWORD_DAYS."""
+    conn.execute(
+        """UPDATE mailbox SET password_expiry = date_trunc('minute', now()) + make_interval(days => (
+               SELECT CASE WHEN domain.password_expiry > 0 THEN domain.password_expiry ELSE %s END
+               FROM domain WHERE domain.domain = mailbox.domain))
+           WHERE username = %s""",
+        (DEFAULT_PASSWORD_DAYS, address),
+    )
+
+
+def mailbox_add(address, password, full_name="", quota=0, active=True, encrypt=None, database=None):
     """
     Add a mailbox to an existing domain, with maildir ``domain/local_part/``
-    and, like postfixadmin, its self-alias (address -> address). ``password``
-    is plaintext (stored hashed as SHA512-CRYPT) or an already hashed
-    ``{SCHEME}...`` value (stored as is). ``full_name`` is the owner's name
-    (postfixadmin's ``name`` column). ``quota`` in bytes, 0 unlimited, at
-    most 9223372036854774784. Returns the mailbox (without password).
+    and, like postfixadmin, its self-alias (address -> address).
+
+    ``password`` is plaintext, stored hashed in the ``encrypt`` format (see
+    below), or a hash in any form postfixadmin writes, stored as given:
+    ``{SCHEME}...`` (Dovecot, php_crypt with a prefix, authlib,
+    sha512.b64) or a bare crypt string (``$1$...`` md5crypt,
+    ``$5$``/``$6$``, ``$2y$`` bcrypt). DES crypt and plain MD5 hex look
+    like plaintext: pass them as ``{CRYPT}...`` / ``{PLAIN-MD5}...``.
+
+    ``encrypt`` names postfixadmin's ``$CONF['encrypt']`` setting the hash
+    must suit (None: ``postfixadmin:encrypt`` from config/pillar, else
+    ``dovecot:SHA512-CRYPT``): ``dovecot:SHA512-CRYPT`` and
+    ``php_crypt:SHA512::{SHA512-CRYPT}`` write ``{SHA512-CRYPT}$6$...``;
+    also ``dovecot:SHA256-CRYPT``, ``dovecot:BLF-CRYPT``,
+    ``dovecot:MD5-CRYPT``, ``php_crypt[:METHOD[:DIFFICULTY[:{PREFIX}]]]``
+    and ``md5crypt`` (postfixadmin's default, bare ``$1$``). Hashing is done
+    in process (libcrypt), Dovecot verifies all of them.
+
+    ``full_name`` is the owner's name (postfixadmin's ``name`` column).
+    ``quota`` in bytes, 0 unlimited, at most 9223372036854774784.
+    ``password_expiry`` is set as postfixadmin sets it (now plus the
+    domain's ``password_expiry`` days, or 365 days when that is 0). Returns
+    the mailbox (without password).
 
     CLI Example:
 
@@ -750,7 +1121,7 @@ def mailbox_add(address, password, full_name="", quota=0, active=True, database=
     if "/" in local_part:
         raise SaltInvocationError(f"a mailbox address cannot contain '/' (it names the maildir): {address!r}")
     fields = _checked("mailbox", {"full_name": full_name, "quota": quota, "active": active})
-    hashed = _hash_password(password)
+    hashed = _hash_password(password, encrypt)
     with _Transaction(database) as conn:
         _require(_select_one(conn, "domain", ("domain",), "domain", domain), "domain", domain)
         _refuse_existing(_select_one(conn, "mailbox", ("username",), "username", address), "mailbox", address)
@@ -759,15 +1130,17 @@ def mailbox_add(address, password, full_name="", quota=0, active=True, database=
             "username": address, "password": hashed, "maildir": f"{domain}/{local_part}/",
             "local_part": local_part, "domain": domain, **fields,
         })
+        _renew_password_expiry(conn, address)
         _insert(conn, "alias", {"address": address, "goto": address, "domain": domain, "active": fields["active"]})
         return _select_one(conn, "mailbox", _MAILBOX_COLUMNS, "username", address)
 
 
-def mailbox_update(address, database=None, **fields):
+def mailbox_update(address, database=None, encrypt=None, **fields):
     """
-    Change a mailbox: ``password`` (plaintext or ``{SCHEME}...``),
-    ``full_name``, ``quota`` (bytes), ``active`` (also (de)activates its
-    self-alias).
+    Change a mailbox: ``password`` (plaintext or a hash, hashed in the
+    ``encrypt`` format, renewing ``password_expiry``: see
+    :py:func:`mailbox_add`), ``full_name``, ``quota`` (bytes), ``active``
+    (also (de)activates its self-alias).
     Returns ``{field: {"old": ..., "new": ...}}``; a new password shows as
     ``********``.
 
@@ -781,7 +1154,7 @@ def mailbox_update(address, database=None, **fields):
     fields = salt.utils.args.clean_kwargs(**fields)
     password = fields.pop("password", None)
     fields = _checked("mailbox", fields)
-    hashed = None if password is None else _hash_password(password)
+    hashed = None if password is None else _hash_password(password, encrypt)
     with _Transaction(database) as conn:
         current = _require(_select_one(conn, "mailbox", _MAILBOX_COLUMNS, "username", address), "mailbox", address)
         changes = _differences(current, fields)
@@ -791,6 +1164,8 @@ def mailbox_update(address, database=None, **fields):
             changes["password"] = {"old": MASK, "new": MASK}
         if values:
             _update(conn, "mailbox", "username", address, values)
+        if hashed is not None:
+            _renew_password_expiry(conn, address)
         if "active" in changes:
             _update(conn, "alias", "address", address, {"active": fields["active"]})
         return changes
@@ -799,8 +1174,10 @@ def mailbox_update(address, database=None, **fields):
 def mailbox_check_password(address, password, database=None):
     """
     True if ``password`` is the mailbox's password: plaintext is verified
-    against the stored hash (crypt(3) in process for the crypt schemes, else
-    ``doveadm pw -t``); a ``{SCHEME}...`` value must equal the stored hash.
+    against the stored hash (in process with libcrypt for every crypt form,
+    ``{SCHEME}``-prefixed, ``{SHA512-CRYPT.B64}`` or bare; other schemes,
+    such as ARGON2, with ``doveadm pw -t``); a hash (see
+    :py:func:`mailbox_add`) must equal the stored one.
     False if the mailbox does not exist.
 
     CLI Example:
@@ -944,6 +1321,10 @@ def alias_delete(address, database=None):
 
 
 # --- backup MX --------------------------------------------------------------
+#
+# The backup MX's copy of the primary's users (sync_backup), self-contained:
+# it uses only the rows helpers above, so another way of keeping the copy
+# (PostgreSQL logical replication) can sit beside it as its own section.
 
 # What a backup MX copies besides domains: table -> (plural, key column, copied columns).
 _SYNCED = {

@@ -10,15 +10,22 @@ settings (``database``) and the fields.
         - lookup_user: postfix
 
     example.com:
-      postfixadmin.domain:
+      postfixadmin.domain_present:
         - description: Example
         - backupmx: false
 
     alice@example.com:
-      postfixadmin.mailbox:
+      postfixadmin.mailbox_present:
         - password: '{SHA512-CRYPT}$6$...'
         - full_name: Alice Example
         - quota: 1073741824
+
+    info@example.com:
+      postfixadmin.alias_present:
+        - goto: [alice@example.com]
+
+    old.example.com:
+      postfixadmin.domain_absent
 
     /etc/postfix/pgsql/relay_domains.cf:
       postfixadmin.lookup_table:
@@ -41,7 +48,6 @@ import salt.utils.files
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 MASK = "********"
-ENSURE = ("present", "absent")
 LOOKUP_KEYS = ("hosts", "user", "password", "dbname", "query")
 DEFAULT_PROBE = "probe@probe.invalid"
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -65,11 +71,6 @@ def _failed(ret, message):
     return ret
 
 
-def _check_ensure(ensure):
-    if ensure not in ENSURE:
-        raise SaltInvocationError(f"ensure must be present or absent: {ensure!r}")
-
-
 def _predicted(ret, changes, comment):
     ret.update(result=None, changes=changes, comment=comment)
     return ret
@@ -79,18 +80,25 @@ def _added_changes(fields):
     return {field: {"old": None, "new": value} for field, value in fields.items()}
 
 
-def _absent(ret, kind, name, current, database):
-    if current is None:
-        ret["comment"] = f"{kind} {name} is already absent"
+def _absent(name, kind, key, database):
+    """The shared absent flow for a domain, mailbox or alias (KEY: its name as validated)."""
+    ret = _ret(name)
+
+    def flow():
+        current = __salt__[f"postfixadmin.{kind}_get"](name, database=database)
+        if current is None:
+            ret["comment"] = f"{kind} {name} is already absent"
+            return ret
+        changes = {key: {"old": current[key], "new": None}}
+        if __opts__["test"]:
+            return _predicted(ret, changes, f"{kind} {name} would be deleted")
+        __salt__[f"postfixadmin.{kind}_delete"](name, database=database)
+        if __salt__[f"postfixadmin.{kind}_get"](name, database=database) is not None:
+            raise CommandExecutionError(f"{kind} {name} still exists after deleting it")
+        ret.update(changes=changes, comment=f"{kind} {name} deleted")
         return ret
-    changes = {name: {"old": "present", "new": None}}
-    if __opts__["test"]:
-        return _predicted(ret, changes, f"{kind} {name} would be deleted")
-    __salt__[f"postfixadmin.{kind}_delete"](name, database=database)
-    if __salt__[f"postfixadmin.{kind}_get"](name, database=database) is not None:
-        raise CommandExecutionError(f"{kind} {name} still exists after deleting it")
-    ret.update(changes=changes, comment=f"{kind} {name} deleted")
-    return ret
+
+    return _run(ret, flow)
 
 
 def _present(ret, kind, name, current, apply_present, changes_present):
@@ -115,17 +123,24 @@ def _run(ret, flow):
         return _failed(ret, str(exc))
 
 
-def domain(name, ensure="present", database=None, **fields):
+def domain_present(name, database=None, **fields):
     """
-    A postfixadmin domain, present with the given fields (description,
-    aliases, mailboxes, maxquota, quota, transport, backupmx, active) or
-    absent (with its mailboxes and aliases). Fields not given are left as
-    they are (or get postfixadmin's defaults when the domain is created).
+    A postfixadmin domain with the given fields (description, aliases,
+    mailboxes, maxquota, quota, transport, backupmx, active,
+    password_expiry; see ``postfixadmin.domain_add``: maxquota and quota in
+    postfixadmin's MB). Fields not given are left as they are (or get
+    postfixadmin's defaults when the domain is created).
+
+    .. code-block:: yaml
+
+        example.com:
+          postfixadmin.domain_present:
+            - description: Example
+            - backupmx: false
     """
     ret = _ret(name)
 
     def flow():
-        _check_ensure(ensure)
         desired = __salt__["postfixadmin.validate"]("domain", **fields)
         current = __salt__["postfixadmin.domain_get"](name, database=database)
 
@@ -143,29 +158,46 @@ def domain(name, ensure="present", database=None, **fields):
             if after is None or any(after[f] != v for f, v in desired.items()):
                 raise CommandExecutionError(f"domain {name} does not hold the requested fields after the change")
 
-        if ensure == "absent":
-            return _absent(ret, "domain", name, current, database)
         return _present(ret, "domain", name, current, apply, changes)
 
     return _run(ret, flow)
 
 
-def mailbox(name, ensure="present", password=None, database=None, **fields):
+def domain_absent(name, database=None):
     """
-    A mailbox (``name`` is its address), present with the given fields
-    (``full_name``: the owner's name, postfixadmin's ``mailbox.name`` column;
-    ``quota`` in bytes; ``active``) or absent. ``password`` (plaintext or
-    ``{SCHEME}...``) is required to create it; for an existing mailbox it is
-    changed only if it does not match the stored one. It never appears in the
-    output: a password change shows as ``********``.
+    No postfixadmin domain ``name``: deleted with its mailboxes, aliases and
+    alias domains (mail on disk is left alone).
+    """
+    return _absent(name, "domain", "domain", database)
+
+
+def mailbox_present(name, password=None, encrypt=None, database=None, **fields):
+    """
+    A mailbox (``name`` is its address) with the given fields
+    (``full_name``: the owner's name, postfixadmin's ``mailbox.name``
+    column; ``quota`` in bytes; ``active``). ``password`` (plaintext, or a
+    hash in a form postfixadmin writes) is required to create it; for an
+    existing mailbox it is changed only if it does not match the stored one
+    (a stored hash in another format that matches is kept). ``encrypt``:
+    postfixadmin's ``$CONF['encrypt']`` the new hash must suit (see
+    ``postfixadmin.mailbox_add``; None: ``postfixadmin:encrypt`` or
+    ``dovecot:SHA512-CRYPT``). The password never appears in the output: a
+    password change shows as ``********``.
+
+    .. code-block:: yaml
+
+        alice@example.com:
+          postfixadmin.mailbox_present:
+            - password: '{SHA512-CRYPT}$6$...'
+            - full_name: Alice Example
+            - quota: 1073741824
     """
     ret = _ret(name)
 
     def flow():
-        _check_ensure(ensure)
         desired = __salt__["postfixadmin.validate"]("mailbox", **fields)
         current = __salt__["postfixadmin.mailbox_get"](name, database=database)
-        if ensure == "present" and current is None and password is None:
+        if current is None and password is None:
             raise SaltInvocationError(f"a password is required to create mailbox {name}")
 
         def password_differs():
@@ -183,35 +215,42 @@ def mailbox(name, ensure="present", password=None, database=None, **fields):
 
         def apply():
             if current is None:
-                __salt__["postfixadmin.mailbox_add"](name, password, database=database, **desired)
+                __salt__["postfixadmin.mailbox_add"](name, password, encrypt=encrypt, database=database, **desired)
             else:
                 update = {**desired, **({"password": password} if password_differs() else {})}
-                __salt__["postfixadmin.mailbox_update"](name, database=database, **update)
+                __salt__["postfixadmin.mailbox_update"](name, encrypt=encrypt, database=database, **update)
             after = __salt__["postfixadmin.mailbox_get"](name, database=database)
             if after is None or any(after[f] != v for f, v in desired.items()) or password_differs():
                 raise CommandExecutionError(f"mailbox {name} does not hold the requested fields after the change")
 
-        if ensure == "absent":
-            return _absent(ret, "mailbox", name, current, database)
         return _present(ret, "mailbox", name, current, apply, changes)
 
     return _run(ret, flow)
 
 
-def alias(name, goto=None, ensure="present", database=None, **fields):
+def mailbox_absent(name, database=None):
     """
-    An alias (``name`` is ``user@domain`` or ``@domain`` for a catch-all),
-    present forwarding to ``goto`` (a list of addresses; order does not
-    matter) with the given ``active``, or absent.
+    No mailbox ``name`` (nor its self-alias); its mail on disk is left alone.
+    """
+    return _absent(name, "mailbox", "username", database)
+
+
+def alias_present(name, goto, database=None, **fields):
+    """
+    An alias (``name`` is ``user@domain`` or ``@domain`` for a catch-all)
+    forwarding to ``goto`` (a list of addresses; order does not matter), with
+    the given ``active``.
+
+    .. code-block:: yaml
+
+        info@example.com:
+          postfixadmin.alias_present:
+            - goto: [alice@example.com]
     """
     ret = _ret(name)
 
     def flow():
-        _check_ensure(ensure)
-        if ensure == "present" and goto is None:
-            raise SaltInvocationError(f"goto is required for alias {name}")
-        wanted = fields if goto is None else {**fields, "goto": goto}
-        desired = __salt__["postfixadmin.validate"]("alias", **wanted)
+        desired = __salt__["postfixadmin.validate"]("alias", **{**fields, "goto": goto})
         current = __salt__["postfixadmin.alias_get"](name, database=database)
 
         def same(field, old, new):
@@ -231,18 +270,26 @@ def alias(name, goto=None, ensure="present", database=None, **fields):
             if after is None or any(not same(f, after[f], v) for f, v in desired.items()):
                 raise CommandExecutionError(f"alias {name} does not hold the requested fields after the change")
 
-        if ensure == "absent":
-            return _absent(ret, "alias", name, current, database)
         return _present(ret, "alias", name, current, apply, changes)
 
     return _run(ret, flow)
 
 
+def alias_absent(name, database=None):
+    """
+    No alias ``name``. A mailbox's self-alias is refused: use
+    ``mailbox_absent``.
+    """
+    return _absent(name, "alias", "address", database)
+
+
 def schema(name, lookup_user=None, database=None):
     """
-    The postfixadmin tables this formula uses exist (created with
-    postfixadmin's columns when missing) and ``lookup_user`` can read what
-    Postfix's lookup tables need.
+    postfixadmin's complete schema (3.3, database version 1847) is in the
+    database (missing objects created, the version recorded; see
+    ``postfixadmin.schema_init``) and ``lookup_user`` can read what
+    Postfix's lookup tables need. Fails, changing nothing, on a database
+    postfixadmin recorded as older: upgrade it with postfixadmin first.
     """
     ret = _ret(name)
 

@@ -1,6 +1,7 @@
 """Fixtures for the postfixadmin module and states: roles, a fresh database
 per test on the session cluster, one session database with the schema
-(emptied for every test), and a Postfix config dir for postmap."""
+(emptied for every test), a Postfix config dir for postmap, postfixadmin's
+own code configured for a database, and an auth-only Dovecot."""
 
 import itertools
 import os
@@ -10,7 +11,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from .dovecot import Dovecot
 from .helpers import ADMIN, ADMIN_PASSWORD, LOOKUP, LOOKUP_PASSWORD, load_module, run_sql
+from .postfixadmin_code import PostfixadminCode
 
 _database_numbers = itertools.count(1)
 
@@ -72,7 +75,7 @@ def pfa(modules):
 @pytest.fixture
 def schema(schema_database):
     """The database with the schema in place and the lookup role granted, emptied for this test."""
-    run_sql(schema_database, "TRUNCATE domain, alias, mailbox, alias_domain")
+    run_sql(schema_database, "TRUNCATE domain, alias, mailbox, alias_domain, domain_admins, log, vacation CASCADE")
     return schema_database
 
 
@@ -92,3 +95,41 @@ def postmap_config(sandbox_base):
     os.utime(main_cf, (past, past))
     return config_dir
 
+
+_code_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def postfixadmin_code(sandbox_base):
+    """Make postfixadmin's own code (Debian's package) configured for a database:
+    make(database, encrypt="md5crypt", **settings) -> PostfixadminCode."""
+
+    def make(database, encrypt="md5crypt", **settings):
+        base = sandbox_base / f"postfixadmin-code-{next(_code_numbers)}"
+        return PostfixadminCode(base, database, encrypt, settings).install()
+
+    return make
+
+
+@pytest.fixture
+def postfixadmin_database(pg, roles, postfixadmin_code):
+    """A database of its own whose schema postfixadmin's own upgrade.php made (no module involved)."""
+    settings = _fresh_database(pg)
+    postfixadmin_code(settings).upgrade()
+    yield settings
+    _drop_database(pg, settings)
+
+
+@pytest.fixture
+def dovecot(sandbox_base):
+    """Start Dovecot (auth only, no listeners) on a database: start(database) -> Dovecot."""
+    started = []
+
+    def start(database):
+        instance = Dovecot(sandbox_base / f"dovecot-{next(_code_numbers)}", database).start()
+        started.append(instance)
+        return instance
+
+    yield start
+    for instance in started:
+        instance.stop()

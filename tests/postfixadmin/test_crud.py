@@ -1,6 +1,8 @@
 """Domains, mailboxes and aliases against a real PostgreSQL database."""
 
+import datetime
 import os
+import re
 import subprocess
 
 import pytest
@@ -13,6 +15,10 @@ MAX_QUOTA = 9223372036854774784
 
 def stored_password(database, address):
     return run_sql(database, "SELECT password FROM mailbox WHERE username = %s", (address,))[0][0]
+
+
+def password_expiry(database, address):
+    return run_sql(database, "SELECT password_expiry FROM mailbox WHERE username = %s", (address,))[0][0]
 
 
 def doveadm_verifies(stored, password):
@@ -70,28 +76,100 @@ def test_mailbox_round_trip_hashes_the_password_and_keeps_the_self_alias(pfa, sc
     assert pfa.alias_get("alice@example.test", database=schema) is None
 
 
-def test_prehashed_password_is_stored_as_is(pfa, schema):
+@pytest.mark.parametrize(
+    "hashed",
+    [
+        "{BLF-CRYPT}$2y$05$ugTIfuUZgrjI8f1FS46PPOCyjINADQA2PNnOEgUUj6ZJG1FUbutnS",
+        "$1$c9809462$XSmI1JfAw4SYG5VmdSRMr/",
+        "$2y$10$ugTIfuUZgrjI8f1FS46PPOCyjINADQA2PNnOEgUUj6ZJG1FUbutnS",
+        "$5$rounds=6000$Eb1W3B5Ndk6w5SHs$k8LwgCNN0KnvKnj5SK/b9YKrNiUEFNaBnhxo2Ix6Q35",
+    ],
+)
+def test_prehashed_password_is_stored_as_is(pfa, schema, hashed):
     pfa.domain_add("example.test", database=schema)
-    hashed = "{BLF-CRYPT}$2y$05$ugTIfuUZgrjI8f1FS46PPOCyjINADQA2PNnOEgUUj6ZJG1FUbutnS"
     pfa.mailbox_add("bob@example.test", hashed, database=schema)
     assert stored_password(schema, "bob@example.test") == hashed
     assert pfa.mailbox_check_password("bob@example.test", hashed, database=schema) is True
 
 
-def test_crypt_hashes_are_verified_without_doveadm(pfa, schema, tmp_path, monkeypatch):
-    """The stored hash never goes on a command line (where ps shows it): a doveadm that
-    only records its arguments must not be asked."""
-    pfa.domain_add("example.test", database=schema)
-    pfa.mailbox_add("carol@example.test", "s3cret pass", database=schema)
+@pytest.fixture
+def no_doveadm(tmp_path, monkeypatch):
+    """A doveadm first on PATH that only records its arguments (and fails): the file of calls."""
     calls = tmp_path / "doveadm-calls"
     fake = tmp_path / "bin" / "doveadm"
     fake.parent.mkdir()
     fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexit 1\n')
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    return calls
+
+
+@pytest.mark.parametrize(
+    "encrypt, form",
+    [
+        (None, r"\{SHA512-CRYPT\}\$6\$[./0-9A-Za-z]{16}\$[./0-9A-Za-z]{86}"),
+        ("php_crypt:SHA512::{SHA512-CRYPT}", r"\{SHA512-CRYPT\}\$6\$[./0-9A-Za-z]{16}\$[./0-9A-Za-z]{86}"),
+        ("md5crypt", r"\$1\$[./0-9A-Za-z]{8}\$[./0-9A-Za-z]{22}"),
+        ("php_crypt", r"\$6\$[./0-9A-Za-z]{16}\$[./0-9A-Za-z]{86}"),
+        ("php_crypt:SHA256:6000", r"\$5\$rounds=6000\$[./0-9A-Za-z]{16}\$[./0-9A-Za-z]{43}"),
+        ("dovecot:BLF-CRYPT", r"\{BLF-CRYPT\}\$2y\$\d\d\$[./0-9A-Za-z]{53}"),
+        ("dovecot:MD5-CRYPT", r"\{MD5-CRYPT\}\$1\$[./0-9A-Za-z]{8}\$[./0-9A-Za-z]{22}"),
+    ],
+)
+def test_passwords_are_hashed_and_verified_without_doveadm(pfa, schema, no_doveadm, encrypt, form):
+    """On a fresh minion Dovecot is not installed yet; and the stored hash never goes on a
+    command line (where ps shows it): a doveadm that only records its arguments is never asked."""
+    pfa.domain_add("example.test", database=schema)
+    pfa.mailbox_add("carol@example.test", "s3cret pass", encrypt=encrypt, database=schema)
+    pfa.mailbox_add("dave@example.test", "s3cret pass", encrypt=encrypt, database=schema)
+    stored = stored_password(schema, "carol@example.test")
+    assert re.fullmatch(form, stored)
+    assert stored != stored_password(schema, "dave@example.test")  # a random salt each
     assert pfa.mailbox_check_password("carol@example.test", "s3cret pass", database=schema) is True
     assert pfa.mailbox_check_password("carol@example.test", "s3cret pas", database=schema) is False
-    assert not calls.exists()
+    assert not no_doveadm.exists()
+    os.environ["PATH"] = os.environ["PATH"].split(":", 1)[1]  # the real doveadm agrees
+    as_dovecot_reads_it = stored if stored.startswith("{") else "{CRYPT}" + stored
+    assert doveadm_verifies(as_dovecot_reads_it, "s3cret pass")
+    assert not doveadm_verifies(as_dovecot_reads_it, "s3cret pas")
+
+
+def test_the_hash_format_comes_from_config(pfa, schema, loaders):
+    pfa.domain_add("example.test", database=schema)
+    loaders.opts["postfixadmin"] = {"encrypt": "md5crypt"}
+    try:
+        pfa.mailbox_add("erin@example.test", "pw", database=schema)
+    finally:
+        del loaders.opts["postfixadmin"]
+    assert stored_password(schema, "erin@example.test").startswith("$1$")
+
+
+@pytest.mark.parametrize("encrypt", ["md5", "cleartext", "system", "dovecot:ARGON2I", "php_crypt:DES",
+                                     "php_crypt:SHA512:many", "php_crypt:SHA512::SHA512-CRYPT"])
+def test_an_unsupported_hash_format_is_refused_naming_it(pfa, schema, encrypt):
+    pfa.domain_add("example.test", database=schema)
+    with pytest.raises(SaltInvocationError, match=f"unsupported encrypt '{re.escape(encrypt)}'"):
+        pfa.mailbox_add("frank@example.test", "pw", encrypt=encrypt, database=schema)
+    assert pfa.mailbox_get("frank@example.test", database=schema) is None
+
+
+def test_password_expiry_is_set_as_postfixadmin_sets_it(pfa, schema):
+    pfa.domain_add("expiring.test", password_expiry=30, database=schema)
+    pfa.domain_add("lasting.test", database=schema)
+    pfa.mailbox_add("a@expiring.test", "pw", database=schema)
+    pfa.mailbox_add("a@lasting.test", "pw", database=schema)
+    days = dict(run_sql(schema, """SELECT username, date_trunc('minute', now()) + interval '1 minute'
+                                   - password_expiry FROM mailbox"""))
+    assert datetime.timedelta(days=-30) < days["a@expiring.test"] <= datetime.timedelta(days=-30, minutes=1)
+    assert datetime.timedelta(days=-365) < days["a@lasting.test"] <= datetime.timedelta(days=-365, minutes=1)
+
+    run_sql(schema, "UPDATE mailbox SET password_expiry = '2000-01-01'")
+    pfa.mailbox_update("a@expiring.test", full_name="No new password", database=schema)
+    assert password_expiry(schema, "a@expiring.test").year == 2000
+    pfa.mailbox_update("a@expiring.test", password="new pw", database=schema)
+    assert password_expiry(schema, "a@expiring.test") > datetime.datetime.now(datetime.timezone.utc)
+    assert pfa.mailbox_get("a@expiring.test", database=schema)["password_expiry"].startswith(
+        password_expiry(schema, "a@expiring.test").isoformat()[:16])
 
 
 def test_mailbox_needs_its_domain(pfa, schema):

@@ -1,6 +1,6 @@
 """postfixadmin states: test=True predicts, a second run changes nothing, secrets stay hidden."""
 
-from .helpers import LOOKUP
+from .helpers import LOOKUP, run_sql
 
 PASSWORD = "Corr3ct-H0rse-Battery"
 
@@ -8,7 +8,8 @@ PASSWORD = "Corr3ct-H0rse-Battery"
 def test_schema_state(states, pfa, database):
     predicted = states.postfixadmin.schema(name="schema", lookup_user=LOOKUP, database=database, test=True)
     assert predicted.result is None
-    assert predicted.changes["created"]["new"] == ["domain", "alias", "mailbox", "alias_domain"]
+    assert "table mailbox" in predicted.changes["created"]["new"]
+    assert predicted.changes["version"] == {"old": None, "new": 1847}
     assert pfa.schema_pending(database=database)["created"]  # still nothing there
 
     applied = states.postfixadmin.schema(name="schema", lookup_user=LOOKUP, database=database)
@@ -19,50 +20,53 @@ def test_schema_state(states, pfa, database):
 
 def test_domain_state(states, pfa, schema):
     kwargs = dict(name="example.test", description="Example", backupmx=True, database=schema)
-    predicted = states.postfixadmin.domain(test=True, **kwargs)
+    predicted = states.postfixadmin.domain_present(test=True, **kwargs)
     assert predicted.result is None and pfa.domain_get("example.test", database=schema) is None
 
-    applied = states.postfixadmin.domain(**kwargs)
+    applied = states.postfixadmin.domain_present(**kwargs)
     assert applied.result is True
     assert applied.changes == predicted.changes == {
         "domain": {"old": None, "new": "example.test"},
         "description": {"old": None, "new": "Example"},
         "backupmx": {"old": None, "new": True},
     }
-    assert states.postfixadmin.domain(**kwargs).changes == {}
+    assert states.postfixadmin.domain_present(**kwargs).changes == {}
 
-    changed = states.postfixadmin.domain(**{**kwargs, "backupmx": False})
+    changed = states.postfixadmin.domain_present(**{**kwargs, "backupmx": False})
     assert changed.changes == {"backupmx": {"old": True, "new": False}}
 
-    bad = states.postfixadmin.domain(**{**kwargs, "quota": -5})
+    bad = states.postfixadmin.domain_present(**{**kwargs, "quota": -5})
     assert bad.result is False and "quota must be an integer" in bad.comment
 
-    gone = states.postfixadmin.domain(name="example.test", ensure="absent", database=schema)
-    assert gone.changes == {"example.test": {"old": "present", "new": None}}
+    predicted_gone = states.postfixadmin.domain_absent(name="example.test", database=schema, test=True)
+    assert predicted_gone.result is None and pfa.domain_get("example.test", database=schema) is not None
+    gone = states.postfixadmin.domain_absent(name="example.test", database=schema)
+    assert gone.changes == predicted_gone.changes == {"domain": {"old": "example.test", "new": None}}
     assert pfa.domain_get("example.test", database=schema) is None
-    assert states.postfixadmin.domain(name="example.test", ensure="absent", database=schema).changes == {}
+    again = states.postfixadmin.domain_absent(name="example.test", database=schema)
+    assert (again.result, again.changes) == (True, {})
 
 
 def test_mailbox_state_never_shows_the_password(states, pfa, schema):
     pfa.domain_add("example.test", database=schema)
     kwargs = dict(name="alice@example.test", password=PASSWORD, full_name="Alice", quota=1024, database=schema)
 
-    predicted = states.postfixadmin.mailbox(test=True, **kwargs)
+    predicted = states.postfixadmin.mailbox_present(test=True, **kwargs)
     assert predicted.result is None and pfa.mailbox_get("alice@example.test", database=schema) is None
-    applied = states.postfixadmin.mailbox(**kwargs)
+    applied = states.postfixadmin.mailbox_present(**kwargs)
     assert applied.result is True
     assert applied.changes["password"] == {"old": None, "new": "********"}
     assert applied.changes["full_name"] == {"old": None, "new": "Alice"}
     assert pfa.mailbox_check_password("alice@example.test", PASSWORD, database=schema)
 
-    again = states.postfixadmin.mailbox(**kwargs)
+    again = states.postfixadmin.mailbox_present(**kwargs)
     assert (again.result, again.changes) == (True, {})
 
-    new_password = states.postfixadmin.mailbox(**{**kwargs, "password": "An0ther-Secret"})
+    new_password = states.postfixadmin.mailbox_present(**{**kwargs, "password": "An0ther-Secret"})
     assert new_password.changes == {"password": {"old": "********", "new": "********"}}
     assert pfa.mailbox_check_password("alice@example.test", "An0ther-Secret", database=schema)
 
-    renamed = states.postfixadmin.mailbox(**{**kwargs, "password": "An0ther-Secret", "full_name": "Alice L."})
+    renamed = states.postfixadmin.mailbox_present(**{**kwargs, "password": "An0ther-Secret", "full_name": "Alice L."})
     assert renamed.changes == {"full_name": {"old": "Alice", "new": "Alice L."}}
     assert pfa.mailbox_get("alice@example.test", database=schema)["full_name"] == "Alice L."
 
@@ -73,21 +77,21 @@ def test_mailbox_state_never_shows_the_password(states, pfa, schema):
 
 def test_mailbox_state_needs_a_password_to_create(states, pfa, schema):
     pfa.domain_add("example.test", database=schema)
-    ret = states.postfixadmin.mailbox(name="alice@example.test", database=schema)
+    ret = states.postfixadmin.mailbox_present(name="alice@example.test", database=schema)
     assert ret.result is False and "password is required" in ret.comment
 
 
 def test_alias_state(states, pfa, schema):
     pfa.domain_add("example.test", database=schema)
     kwargs = dict(name="info@example.test", goto=["a@example.test", "b@example.test"], database=schema)
-    assert states.postfixadmin.alias(test=True, **kwargs).result is None
+    assert states.postfixadmin.alias_present(test=True, **kwargs).result is None
     assert pfa.alias_get("info@example.test", database=schema) is None
-    assert states.postfixadmin.alias(**kwargs).changes["goto"] == {"old": None, "new": ["a@example.test", "b@example.test"]}
-    reordered = states.postfixadmin.alias(**{**kwargs, "goto": ["b@example.test", "a@example.test"]})
+    assert states.postfixadmin.alias_present(**kwargs).changes["goto"] == {"old": None, "new": ["a@example.test", "b@example.test"]}
+    reordered = states.postfixadmin.alias_present(**{**kwargs, "goto": ["b@example.test", "a@example.test"]})
     assert (reordered.result, reordered.changes) == (True, {})
-    off = states.postfixadmin.alias(active=False, **kwargs)
+    off = states.postfixadmin.alias_present(active=False, **kwargs)
     assert off.changes == {"active": {"old": True, "new": False}}
-    assert states.postfixadmin.alias(name="info@example.test", ensure="absent", database=schema).result is True
+    assert states.postfixadmin.alias_absent(name="info@example.test", database=schema).result is True
     assert pfa.alias_get("info@example.test", database=schema) is None
 
 
@@ -119,11 +123,11 @@ def test_test_mode_predicts_on_a_database_without_the_schema(states, pfa, databa
     pfa.domain_add("primary.test", database=other_database)
     rets = {
         "schema": states.postfixadmin.schema(name="schema", lookup_user=LOOKUP, database=database, test=True),
-        "domain": states.postfixadmin.domain(name="example.test", description="Ex", database=database, test=True),
-        "mailbox": states.postfixadmin.mailbox(
+        "domain": states.postfixadmin.domain_present(name="example.test", description="Ex", database=database, test=True),
+        "mailbox": states.postfixadmin.mailbox_present(
             name="alice@example.test", password=PASSWORD, full_name="Alice", database=database, test=True
         ),
-        "alias": states.postfixadmin.alias(
+        "alias": states.postfixadmin.alias_present(
             name="info@example.test", goto=["alice@example.test"], database=database, test=True
         ),
         "backup": states.postfixadmin.backup_synced(name="backup", source=other_database, target=database, test=True),
@@ -139,6 +143,31 @@ def test_test_mode_predicts_on_a_database_without_the_schema(states, pfa, databa
     assert rets["backup"].changes == {"domains": {"added": ["primary.test"]}}
     assert PASSWORD not in str(rets["mailbox"].raw)
 
-    gone = states.postfixadmin.domain(name="example.test", ensure="absent", database=database, test=True)
+    gone = states.postfixadmin.domain_absent(name="example.test", database=database, test=True)
     assert (gone.result, gone.changes, gone.comment) == (True, {}, "domain example.test is already absent")
-    assert pfa.schema_pending(database=database)["created"] == ["domain", "alias", "mailbox", "alias_domain"]
+    assert pfa.schema_pending(database=database)["version"] == 1847  # still nothing there
+
+
+def test_mailbox_absent_and_a_self_alias_is_no_alias_to_remove(states, pfa, schema):
+    pfa.domain_add("example.test", database=schema)
+    pfa.mailbox_add("alice@example.test", PASSWORD, database=schema)
+    refused = states.postfixadmin.alias_absent(name="alice@example.test", database=schema)
+    assert refused.result is False and "is a mailbox: delete the mailbox instead" in refused.comment
+    gone = states.postfixadmin.mailbox_absent(name="alice@example.test", database=schema)
+    assert gone.changes == {"username": {"old": "alice@example.test", "new": None}}
+    assert pfa.mailbox_get("alice@example.test", database=schema) is None
+    assert pfa.alias_get("alice@example.test", database=schema) is None
+
+
+def test_mailbox_state_hashes_in_the_chosen_format_and_keeps_a_matching_hash(states, pfa, schema):
+    pfa.domain_add("example.test", database=schema)
+    kwargs = dict(name="bob@example.test", password=PASSWORD, database=schema)
+    assert states.postfixadmin.mailbox_present(encrypt="md5crypt", **kwargs).result is True
+    stored = run_sql(schema, "SELECT password FROM mailbox WHERE username = 'bob@example.test'")[0][0]
+    assert stored.startswith("$1$")
+    # Another format chosen later: the stored hash still matches, nothing to change.
+    again = states.postfixadmin.mailbox_present(encrypt="dovecot:SHA512-CRYPT", **kwargs)
+    assert (again.result, again.changes) == (True, {})
+    bad = states.postfixadmin.mailbox_present(encrypt="md5", **{**kwargs, "password": "Other-pw1"})
+    assert bad.result is False and "unsupported encrypt 'md5'" in bad.comment
+    assert run_sql(schema, "SELECT password FROM mailbox WHERE username = 'bob@example.test'")[0][0] == stored
