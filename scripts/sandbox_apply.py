@@ -7,6 +7,12 @@ whose configuration lives under the scratch directory (the host's
 ``salt-call --local`` from this repository, with pillar.example and the
 sandbox layer. Everything is stopped and removed afterwards unless --keep.
 
+With --fresh the formula goes instead to a bare Debian 12 host (a root
+filesystem with nothing but python3 and Salt, chrooted in its own mount and
+PID namespace inside the sandbox namespace; tests/harness/fresh_host.py):
+one ``state.apply postfix`` installs the packages from the host's apt
+source, configures and starts Postfix and Dovecot there.
+
 Run it through scripts/sandbox-apply (installs what is missing first).
 """
 
@@ -21,6 +27,7 @@ import time
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tests.harness.fresh_host import FreshHost, build_image, pillar_layer  # noqa: E402
 from tests.harness.masterless import Masterless, changed_states  # noqa: E402
 from tests.harness.netns import Namespace  # noqa: E402
 from tests.harness.pgcluster import PgCluster  # noqa: E402
@@ -43,6 +50,8 @@ PROBES = {"virtual_mailbox_domains": "example.com", "virtual_mailbox_maps": "pos
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fresh", action="store_true",
+                        help="apply to a bare Debian 12 host (chroot) instead of this machine's packages")
     parser.add_argument("--keep", action="store_true", help="leave the sandbox running and print how to reach it")
     parser.add_argument("--pillar", action="append", type=pathlib.Path, default=[],
                         help="extra pillar YAML layered over pillar.example (repeatable)")
@@ -79,6 +88,30 @@ class Sandbox:
         rc, result = self.masterless.apply("postfix")
         return rc, result, time.monotonic() - started
 
+    @property
+    def address(self):
+        return self.instance.address
+
+    @property
+    def tables_dir(self):
+        return self.instance.config_dir / "pgsql"
+
+    def postconf(self, *args):
+        return self.instance.postconf(*args)
+
+    def postmap(self, probe, table):
+        config_dir = str(self.instance.config_dir)
+        return run(["postmap", "-c", config_dir, "-q", probe, f"pgsql:{self.tables_dir / table}"], check=False).stdout
+
+    def describe(self):
+        return (f"namespace {NAMESPACE}, Postfix {HOSTNAME} on {ADDRESS} (config {self.instance.config_dir}), "
+                f"PostgreSQL {self.database['host']}:{self.database['port']}/{self.database['dbname']}")
+
+    def kept(self):
+        return (f"run commands inside with `ip netns exec {NAMESPACE} ...`, e.g. "
+                f"`ip netns exec {NAMESPACE} postconf -c {self.instance.config_dir} -n`; "
+                f"Postfix log {self.instance.maillog}")
+
     def destroy(self):
         self.instance.stop()
         stop_dovecot(self.instance)
@@ -98,47 +131,120 @@ def report_run(rc, result, seconds):
           f"{len(failed)} failed, {seconds:.0f}s (exit {rc})")
     for state_id, comment in failed.items():
         print(f"  FAILED {state_id}: {comment}")
+    installed = sorted(name for key, value in result.items() if key.startswith("pkg_|-") for name in value["changes"])
+    if installed:
+        print(f"  installed {len(installed)} packages: {' '.join(installed)}")
     return rc == 0 and not failed
 
 
-def report_main_cf(instance):
-    settings = dict(line.split(" = ", 1) for line in instance.postconf("-n").splitlines() if " = " in line)
+class FreshSandbox:
+    """The namespace, database and a bare Debian 12 host the formula is applied to."""
+
+    def __init__(self, base, keep=False):
+        self.base = base
+        self.keep = keep
+        self.namespace = Namespace(NAMESPACE)
+        self.pg = PgCluster(base / "pg")
+        self.host = None
+
+    def create(self):
+        image = build_image()  # before entering the namespace: building needs Debian's mirror
+        self.base.mkdir(mode=0o755, parents=True, exist_ok=True)
+        self.base.chmod(0o755)
+        self.namespace.create().enter()
+        self.pg.start()
+        self.database, self.lookup_user = create_database(self.pg, "postfixadmin")
+        self.host = FreshHost(image, self.base / "host", ADDRESS, HOSTNAME, outlive_caller=self.keep).start()
+        rc, output = self.host.salt_call("saltutil.sync_all")
+        if rc != 0:
+            raise RuntimeError(f"saltutil.sync_all failed on the fresh host: {output}")
+        return self
+
+    def apply(self, layers):
+        self.host.set_pillar(PILLAR_EXAMPLE, *layers, pillar_layer(self.host, self.database, self.lookup_user))
+        started = time.monotonic()
+        rc, result = self.host.apply("postfix")
+        return rc, result, time.monotonic() - started
+
+    @property
+    def address(self):
+        return self.host.address
+
+    @property
+    def tables_dir(self):
+        return self.host.root / "etc" / "postfix" / "pgsql"
+
+    def postconf(self, *args):
+        return self.host.run("postconf", *args).stdout
+
+    def postmap(self, probe, table):
+        return self.host.run("postmap", "-q", probe, f"pgsql:/etc/postfix/pgsql/{table}", check=False).stdout
+
+    def stock_services(self):
+        """The services of Debian's own master.cf (what the formula added to is shown)."""
+        stock = "/tmp/stock-master-cf"
+        self.host.run("mkdir", "-p", stock)
+        self.host.run("cp", "/usr/share/postfix/master.cf.dist", f"{stock}/master.cf")
+        self.host.run("touch", f"{stock}/main.cf")
+        return {" ".join(line.split()[:2]) for line in self.host.run("postconf", "-c", stock, "-M").stdout.splitlines()}
+
+    def describe(self):
+        return (f"namespace {NAMESPACE}, a bare Debian 12 host {HOSTNAME} on {ADDRESS} (root {self.host.mountpoint} "
+                f"in the mount namespace of pid {self.host.pid}), PostgreSQL {self.database['host']}:"
+                f"{self.database['port']}/{self.database['dbname']}")
+
+    def kept(self):
+        return (f"run commands on the host with `nsenter -t {self.host.pid} -m -p -u -r -w -- COMMAND`, e.g. "
+                f"`nsenter -t {self.host.pid} -m -p -u -r -w -- postconf -n`; logs /var/log/postfix.log, "
+                f"/var/log/dovecot.log there; SMTP clients with `ip netns exec {NAMESPACE} swaks --server {ADDRESS}`")
+
+    def destroy(self):
+        if self.host:
+            self.host.stop()
+        else:
+            FreshHost.stop_left(self.base / "host")
+        self.pg.stop()
+        self.namespace.delete()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def report_main_cf(target):
+    settings = dict(line.split(" = ", 1) for line in target.postconf("-n").splitlines() if " = " in line)
     print("main.cf (postconf -n, selected):")
     for name in SHOWN_PARAMETERS:
         if name in settings:
             print(f"  {name} = {settings[name]}")
 
 
-def service_keys(instance):
-    return {" ".join(line.split()[:2]) for line in instance.postconf("-M").splitlines()}
+def service_keys(target):
+    return {" ".join(line.split()[:2]) for line in target.postconf("-M").splitlines()}
 
 
-def report_master_cf(instance, before):
-    lines = instance.postconf("-M").splitlines()
+def report_master_cf(target, before):
+    lines = target.postconf("-M").splitlines()
     added = [" ".join(line.split()) for line in lines if " ".join(line.split()[:2]) not in before]
     print(f"master.cf (postconf -M): {len(lines)} services, added by the formula:")
     for line in added:
         print(f"  {line}")
 
 
-def report_tables(instance):
-    tables_dir = instance.config_dir / "pgsql"
+def report_tables(target):
+    tables_dir = target.tables_dir
     print(f"lookup tables ({tables_dir}):")
     for table in sorted(tables_dir.glob("*.cf")) if tables_dir.is_dir() else []:
         probe = PROBES.get(table.stem)
         found = ""
         if probe:
-            answer = run(["postmap", "-c", str(instance.config_dir), "-q", probe, f"pgsql:{table}"], check=False)
-            found = f"  postmap -q {probe} -> {answer.stdout.strip() or 'not found'}"
+            found = f"  postmap -q {probe} -> {target.postmap(probe, table.name).strip() or 'not found'}"
         print(f"  {table.name} {table.stat().st_mode & 0o777:04o}{found}")
 
 
-def report_smtp(instance):
+def report_smtp(target):
     print("SMTP (a real connection):")
     for port in (25, 587):
         try:
             with smtplib.SMTP(timeout=10) as smtp:
-                _, banner = smtp.connect(instance.address, port)
+                _, banner = smtp.connect(target.address, port)
                 smtp.ehlo("client.example.com")
                 features = ", ".join(sorted(smtp.esmtp_features)) or "-"
                 print(f"  port {port}: banner '{banner.decode()}'; EHLO offers {features}")
@@ -147,7 +253,7 @@ def report_smtp(instance):
 
 
 def destroy_kept(base):
-    sandbox = Sandbox(base)
+    sandbox = FreshSandbox(base) if (base / "host").is_dir() else Sandbox(base)
     sandbox.namespace.enter()
     sandbox.destroy()
     print(f"sandbox {base} stopped and removed")
@@ -163,25 +269,21 @@ def main():
     if pathlib.Path(f"/run/netns/{NAMESPACE}").exists():
         raise SystemExit(f"a sandbox is already running (namespace {NAMESPACE}): "
                          "remove it with scripts/sandbox-apply --destroy BASE")
-    sandbox = Sandbox(args.base)
+    sandbox = FreshSandbox(args.base, keep=args.keep) if args.fresh else Sandbox(args.base)
     ok = False
     try:
         sandbox.create()
-        print(f"sandbox: namespace {NAMESPACE}, Postfix {HOSTNAME} on {ADDRESS} (config "
-              f"{sandbox.instance.config_dir}), PostgreSQL {sandbox.database['host']}:{sandbox.database['port']}"
-              f"/{sandbox.database['dbname']}")
-        services_before = service_keys(sandbox.instance)
+        print(f"sandbox: {sandbox.describe()}")
+        services_before = None if args.fresh else service_keys(sandbox)  # a bare host has no postconf yet
         ok = report_run(*sandbox.apply(args.pillar))
         if ok:
-            report_main_cf(sandbox.instance)
-            report_master_cf(sandbox.instance, services_before)
-            report_tables(sandbox.instance)
-            report_smtp(sandbox.instance)
+            report_main_cf(sandbox)
+            report_master_cf(sandbox, sandbox.stock_services() if args.fresh else services_before)
+            report_tables(sandbox)
+            report_smtp(sandbox)
     finally:
         if args.keep:
-            print(f"kept: run commands inside with `ip netns exec {NAMESPACE} ...`, e.g. "
-                  f"`ip netns exec {NAMESPACE} postconf -c {sandbox.instance.config_dir} -n`; "
-                  f"Postfix log {sandbox.instance.maillog}; remove it with scripts/sandbox-apply --destroy {args.base}")
+            print(f"kept: {sandbox.kept()}; remove it with scripts/sandbox-apply --destroy {args.base}")
         else:
             sandbox.destroy()
             print("sandbox stopped and removed")
