@@ -15,6 +15,8 @@ include:
 {%- for feature in ('postfixadmin', 'relay', 'dovecot', 'quota') if postfix[feature].enabled %}
   - {{ tplroot }}.{{ feature }}
 {%- endfor %}
+  - {{ tplroot }}.tls
+  - {{ tplroot }}.maps
 
 postfix-config-main-cf:
   postconf.parameters:
