@@ -735,7 +735,7 @@ def static_maps(settings):
             _invalid(f"{key}:mode", "a secret map is always 0600", mode)
         found[name] = {
             "type": map_type,
-            "entries": [[str(k), _map_value(f"{key}:entries:{k}", v)] for k, v in entries.items()],
+            "entries": [[str(k), _map_value(f"{key}:entries:{k}", v)] for k, v in entries.items() if v is not None],
             "mode": "0600" if secret else str(mode or "0644"),
             "secret": secret,
             "format": "map",
@@ -744,7 +744,7 @@ def static_maps(settings):
     if aliases:
         found[ALIASES_MAP] = {
             "type": None,
-            "entries": [[str(k), _map_value(f"aliases:{k}", v)] for k, v in aliases.items()],
+            "entries": [[str(k), _map_value(f"aliases:{k}", v)] for k, v in aliases.items() if v is not None],
             "mode": "0644",
             "secret": False,
             "format": "aliases",
