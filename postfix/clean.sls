@@ -49,3 +49,21 @@ postfix-clean-service-running:
     - watch:
       - postconf: postfix-clean-main-cf
       - postconf: postfix-clean-master-cf
+
+{#- The static maps (postfix:maps, aliases, the relayhost's credentials)
+    and the certificate files the formula wrote (cert_pem/key_pem or
+    self-signed; a certificate the pillar only names is left alone). #}
+postfix-clean-static-maps-absent:
+  file.absent:
+    - name: {{ salt['postfix_records.maps_dir'](postfix) }}
+    - require:
+      - postconf: postfix-clean-main-cf
+{%- set tls_files = salt['postfix_records.tls_files'](postfix) %}
+{%- if tls_files.get('written') %}
+
+postfix-clean-tls-files-absent:
+  file.absent:
+    - names: {{ [tls_files.cert, tls_files.key] | json }}
+    - require:
+      - postconf: postfix-clean-main-cf
+{%- endif %}
