@@ -852,13 +852,15 @@ def with_everyday_features(settings, params):
     """
     raw = _mapping(settings, "main")
     merged = {**params, **{name: value for name, value in everyday_features(settings).items() if name not in raw}}
+    merged = with_policy_services(settings, merged)
     known = static_maps(settings)
     return {name: _resolve(settings, f"main:{name}", value, known) for name, value in merged.items()}
 
 
 def services_with_map_references(settings, services):
     """
-    The ``postfix:master`` services with ``maps:NAME`` in their ``-o``
+    The ``postfix:master`` services over the policy services'
+    (:py:func:`policy_services`), with ``maps:NAME`` in their ``-o``
     option values replaced as in :py:func:`with_everyday_features`.
 
     CLI Example:
@@ -869,7 +871,7 @@ def services_with_map_references(settings, services):
     """
     known = static_maps(settings)
     resolved = {}
-    for name, record in services.items():
+    for name, record in {**policy_services(settings), **services}.items():
         options = record.get("options")
         if isinstance(options, dict):
             record = {
@@ -881,3 +883,101 @@ def services_with_map_references(settings, services):
             }
         resolved[name] = record
     return resolved
+
+
+SPF_SERVICE = "policyd-spf/unix"
+#: what comes before the policy services in smtpd_recipient_restrictions
+POLICY_PRELUDE = ["permit_mynetworks", "permit_sasl_authenticated", "reject_unauth_destination"]
+
+
+def _port(key, value):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        _invalid(key, "must be a port number", value)
+    return value
+
+
+def spf_config_file(settings):
+    """
+    Where policyd-spf's configuration goes: ``policy:spf:config_file``, by
+    default ``<config_dir>/policyd-spf.conf``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix_records.spf_config_file '{"config_dir": "/etc/postfix", "policy": {"spf": {"config_file": null}}}'
+    """
+    return _get(settings, "policy:spf:config_file") or f"{_get(settings, 'config_dir')}/policyd-spf.conf"
+
+
+def _policy_checks(settings):
+    checks = []
+    if _enabled(settings, "policy:postgrey"):
+        _positive_int("policy:postgrey:delay", _get(settings, "policy:postgrey:delay"))
+        address = _text("policy:postgrey:listen:address", _get(settings, "policy:postgrey:listen:address"), False)
+        port = _port("policy:postgrey:listen:port", _get(settings, "policy:postgrey:listen:port"))
+        checks.append(f"check_policy_service inet:{address}:{port}")
+    if _enabled(settings, "policy:spf"):
+        checks.append(f"check_policy_service unix:private/{SPF_SERVICE.split('/')[0]}")
+    return checks
+
+
+def _srs(settings):
+    if not _enabled(settings, "policy:srs"):
+        return {}
+    _text("policy:srs:domain", _get(settings, "policy:srs:domain"), allow_none=False)
+    listen = _text("policy:srs:listen", _get(settings, "policy:srs:listen"), allow_none=False)
+    forward = _port("policy:srs:forward_port", _get(settings, "policy:srs:forward_port"))
+    reverse = _port("policy:srs:reverse_port", _get(settings, "policy:srs:reverse_port"))
+    return {
+        "sender_canonical_maps": f"tcp:{listen}:{forward}",
+        "sender_canonical_classes": "envelope_sender",
+        "recipient_canonical_maps": f"tcp:{listen}:{reverse}",
+        "recipient_canonical_classes": "envelope_recipient, header_recipient",
+    }
+
+
+def with_policy_services(settings, params):
+    """
+    ``params`` with the enabled policy services (``policy:postgrey``,
+    ``policy:spf``) appended to ``smtpd_recipient_restrictions`` after
+    permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+    (and what the formula put there, e.g. the quota check), and SRS's
+    canonical maps (``policy:srs``). ``postfix:main`` setting
+    ``smtpd_recipient_restrictions`` itself wins.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix_records.with_policy_services "$(cat postfix-settings.json)" '{}'
+    """
+    raw = _mapping(settings, "main")
+    params = {**params, **{name: value for name, value in _srs(settings).items() if name not in raw}}
+    checks = _policy_checks(settings)
+    if checks and "smtpd_recipient_restrictions" not in raw:
+        current = [item.strip() for item in (params.get("smtpd_recipient_restrictions") or "").split(",") if item.strip()]
+        restrictions = [*POLICY_PRELUDE, *(item for item in current if item not in POLICY_PRELUDE), *checks]
+        params["smtpd_recipient_restrictions"] = ", ".join(restrictions)
+    return params
+
+
+def policy_services(settings):
+    """
+    The master.cf services of the policy services: policyd-spf (spawn) when
+    ``policy:spf`` is enabled.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix_records.policy_services "$(cat postfix-settings.json)"
+    """
+    if not _enabled(settings, "policy:spf"):
+        return {}
+    return {
+        SPF_SERVICE: {
+            "private": "-", "unpriv": "n", "chroot": "n", "wakeup": "-", "maxproc": "0",
+            "command": f"spawn user=policyd-spf argv=/usr/bin/policyd-spf {spf_config_file(settings)}",
+        }
+    }

@@ -17,6 +17,7 @@ include:
 {%- endfor %}
   - {{ tplroot }}.tls
   - {{ tplroot }}.maps
+  - {{ tplroot }}.policy
 
 postfix-config-main-cf:
   postconf.parameters:
