@@ -685,13 +685,13 @@ def maps_dir(settings):
     return f"{_get(settings, 'config_dir')}/maps"
 
 
-def _map_value(key, value):
+def _map_value(key, value, secret=False):
     if isinstance(value, list) and value and all(isinstance(item, str) and item for item in value):
         value = ", ".join(value)
     if isinstance(value, bool) or isinstance(value, (int, float)):
         value = str(value)
     if not isinstance(value, str) or not value or "\n" in value:
-        _invalid(key, "must be a one-line text (or a list of them)", value)
+        _invalid(key, "must be a one-line text (or a list of them)", "(secret)" if secret else value)
     return value
 
 
@@ -735,7 +735,9 @@ def static_maps(settings):
             _invalid(f"{key}:mode", "a secret map is always 0600", mode)
         found[name] = {
             "type": map_type,
-            "entries": [[str(k), _map_value(f"{key}:entries:{k}", v)] for k, v in entries.items() if v is not None],
+            "entries": [
+                [str(k), _map_value(f"{key}:entries:{k}", v, secret)] for k, v in entries.items() if v is not None
+            ],
             "mode": "0600" if secret else str(mode or "0644"),
             "secret": secret,
             "format": "map",

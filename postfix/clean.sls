@@ -67,3 +67,34 @@ postfix-clean-tls-files-absent:
     - require:
       - postconf: postfix-clean-main-cf
 {%- endif %}
+
+{#- The policy daemons the formula started, their command-line files and
+    policyd-spf's configuration (the packages stay). #}
+{%- if postfix.policy.postgrey.enabled %}
+
+postfix-clean-postgrey-dead:
+  pidfile_service.dead:
+    - name: postgrey
+    - pidfile: {{ postfix.policy.postgrey.pidfile }}
+    - executable: perl
+    - require:
+      - postconf: postfix-clean-main-cf
+{%- endif %}
+{%- if postfix.policy.srs.enabled %}
+
+postfix-clean-postsrsd-dead:
+  pidfile_service.dead:
+    - name: postsrsd
+    - pidfile: {{ postfix.policy.srs.pidfile }}
+    - executable: postsrsd
+    - require:
+      - postconf: postfix-clean-main-cf
+{%- endif %}
+
+postfix-clean-policy-files-absent:
+  file.absent:
+    - names:
+      - {{ postfix.config_dir }}/policy
+      - {{ salt['postfix_records.spf_config_file'](postfix) }}
+    - require:
+      - postconf: postfix-clean-master-cf

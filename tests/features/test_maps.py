@@ -108,6 +108,10 @@ def test_transport_sender_access_pcre_secret_and_aliases(formula_sandbox, postfi
     assert not (maps_dir / "client_secrets").exists(), "a map dropped from pillar is removed"
     assert not (maps_dir / "client_secrets.db").exists()
 
+    sandbox.apply_ok(PILLAR_EXAMPLE, sls="postfix.clean")
+    assert not maps_dir.exists(), "postfix.clean removes the static maps"
+    assert not list((instance.config_dir / "tls").iterdir()), "and the self-signed pair it made"
+
 
 def test_unknown_map_reference_and_bad_type_refused(formula_sandbox):
     before = formula_sandbox.main_cf_bytes()

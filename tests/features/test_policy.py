@@ -13,7 +13,7 @@ from tests.e2e.dns import DnsServer, Zone
 from tests.e2e.polling import wait_until
 from tests.formula.conftest import PILLAR_EXAMPLE
 from tests.harness.netns import ADDRESSES
-from tests.harness.procs import run, stop_pidfile, wait_for_port
+from tests.harness.procs import alive, run, stop_pidfile, wait_for_port
 
 OUTSIDE_CLIENT = ADDRESSES[-1]
 PARTNER_ADDRESS = ADDRESSES[-4]
@@ -79,6 +79,11 @@ def test_postgrey_greylists_then_accepts_the_retry(policy_sandbox):
     time.sleep(GREYLIST_DELAY + 1)
     assert rcpt(sandbox.instance, "someone@good.example", RECIPIENT)[0] == 250
     assert sandbox.apply_ok(PILLAR_EXAMPLE, layer) == {}, "a second apply changes nothing"
+
+    pid = int((sandbox.instance.base / "postgrey" / "postgrey.pid").read_text().split()[0])
+    sandbox.apply_ok(PILLAR_EXAMPLE, layer, sls="postfix.clean")
+    assert "10023" not in sandbox.main_cf().get("smtpd_recipient_restrictions", "")
+    assert wait_until(lambda: not alive(pid)), "postfix.clean stops the postgrey it started"
 
 
 def test_spf_hard_fail_rejected(policy_sandbox, sandbox_base):
