@@ -42,7 +42,7 @@ class Smarthost:
             "-e",
             f"smtpd_tls_cert_file = {cert}",
             f"smtpd_tls_key_file = {key}",
-            "defer_transports = smtp",
+            "defer_transports = smtp relay",
         )
         instance.postconf("-M", "submission/inet=submission inet n - n - - smtpd")
         for option in ("smtpd_tls_security_level=encrypt", "smtpd_sasl_auth_enable=yes", "smtpd_sasl_type=dovecot",

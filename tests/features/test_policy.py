@@ -3,6 +3,7 @@ after the delay is accepted), policyd-spf rejects an SPF hard fail that the
 test DNS zone serves, postsrsd rewrites the envelope sender of forwarded
 mail."""
 
+import contextlib
 import json
 import smtplib
 import time
@@ -17,6 +18,7 @@ from tests.harness.procs import alive, run, stop_pidfile, wait_for_port
 
 OUTSIDE_CLIENT = ADDRESSES[-1]
 PARTNER_ADDRESS = ADDRESSES[-4]
+SPF_DNS_ADDRESS = ADDRESSES[-5]
 GREYLIST_DELAY = 3
 RECIPIENT = "grey@example.com"
 
@@ -86,26 +88,43 @@ def test_postgrey_greylists_then_accepts_the_retry(policy_sandbox):
     assert wait_until(lambda: not alive(pid)), "postfix.clean stops the postgrey it started"
 
 
-def test_spf_hard_fail_rejected(policy_sandbox, sandbox_base):
-    dns = DnsServer(sandbox_base / "spf-dns", SpfZone({"spf-fail.test": "v=spf1 -all",
-                                                       "spf-pass.test": f"v=spf1 ip4:{OUTSIDE_CLIENT} -all"})).start()
+@contextlib.contextmanager
+def resolver(netns, address):
+    """The namespace's resolv.conf (bind-mounted on /etc/resolv.conf) names ADDRESS meanwhile:
+    the suite's own test DNS server may already hold the usual resolver address."""
+    resolv_conf = netns.etc_dir / "resolv.conf"
+    before = resolv_conf.read_text()
+    with open(resolv_conf, "w") as handle:  # in place: the bind mount follows the inode
+        handle.write(f"nameserver {address}\noptions timeout:1 attempts:2\n")
     try:
-        sandbox = policy_sandbox
-        layer = base_layer(sandbox, spf={"enabled": True, "skip_addresses": "127.0.0.1/32"})
-        sandbox.apply_ok(PILLAR_EXAMPLE, layer)
-        assert "check_policy_service unix:private/policyd-spf" in sandbox.main_cf()["smtpd_recipient_restrictions"]
-        assert "policyd-spf/unix" in sandbox.service_lines()
+        yield
+    finally:
+        with open(resolv_conf, "w") as handle:
+            handle.write(before)
 
-        code, text = rcpt(sandbox.instance, "someone@spf-fail.test", RECIPIENT)
-        assert code == 550 and "SPF" in text, (code, text)
-        assert rcpt(sandbox.instance, "someone@spf-pass.test", RECIPIENT)[0] == 250
+
+def test_spf_hard_fail_rejected(policy_sandbox, sandbox_base, netns):
+    sandbox = policy_sandbox
+    zone = SpfZone({"spf-fail.test": "v=spf1 -all", "spf-pass.test": f"v=spf1 ip4:{OUTSIDE_CLIENT} -all"})
+    dns = DnsServer(sandbox_base / "spf-dns", zone, address=SPF_DNS_ADDRESS).start()
+    try:
+        with resolver(netns, SPF_DNS_ADDRESS):
+            sandbox.apply_ok(PILLAR_EXAMPLE, base_layer(sandbox, spf={"enabled": True,
+                                                                      "skip_addresses": "127.0.0.1/32"}))
+            assert "check_policy_service unix:private/policyd-spf" in sandbox.main_cf()["smtpd_recipient_restrictions"]
+            assert "policyd-spf/unix" in sandbox.service_lines()
+
+            code, text = rcpt(sandbox.instance, "someone@spf-fail.test", RECIPIENT)
+            assert code == 550 and "SPF" in text, (code, text)
+            assert rcpt(sandbox.instance, "someone@spf-pass.test", RECIPIENT)[0] == 250
     finally:
         dns.stop()
 
 
 def test_srs_rewrites_the_sender_of_forwarded_mail(policy_sandbox, postfix_factory):
     partner = postfix_factory(hostname="mx.partner.example", address=PARTNER_ADDRESS)
-    partner.postconf("-e", "mynetworks = 127.0.0.0/8", "relay_domains = partner.example", "defer_transports = smtp")
+    partner.postconf("-e", "mynetworks = 127.0.0.0/8", "relay_domains = partner.example",
+                     "defer_transports = smtp relay")  # kept in its queue, whatever DNS answers
     partner.backdate()
     partner.start()
     sandbox = policy_sandbox
@@ -113,6 +132,7 @@ def test_srs_rewrites_the_sender_of_forwarded_mail(policy_sandbox, postfix_facto
     layer = base_layer(sandbox, srs={"enabled": True, "domain": "example.com"})
     layer["postfix"]["aliases"] = {"forwarded": ["friend@partner.example"]}
     layer["postfix"]["maps"] = {"transport": {"entries": {"partner.example": f"smtp:[{PARTNER_ADDRESS}]:25"}}}
+    layer["postfix"]["main"] = {"transport_maps": "maps:transport"}
     sandbox.apply_ok(PILLAR_EXAMPLE, layer)
     assert sandbox.main_cf()["sender_canonical_maps"] == f"tcp:{instance.address}:10001"
 
