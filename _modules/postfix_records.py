@@ -466,7 +466,7 @@ def main(settings, mem_total=None):
         params.update(_vda(settings))
     elif backend == "dovecot":
         params.update(_policy_quota(settings))
-    return merge(params, _raw_main(settings))
+    return with_everyday_features(settings, merge(params, _raw_main(settings)))
 
 
 def _sasl_path(settings):
@@ -548,6 +548,7 @@ def master(settings):
         }
     raw = _mapping(settings, "master")
     _check_services(raw)
+    raw = services_with_map_references(settings, raw)
     return _without_null_options(merge(services, raw))
 
 
@@ -599,3 +600,442 @@ def all_tables(settings):
     """
     directory = tables_dir(settings)
     return {table: f"{directory}/{table}.cf" for names in TABLES_BY_FEATURE.values() for table in names}
+
+
+# --- TLS, relayhost, static maps, aliases (issue 11) --------------------------
+
+#: Mozilla's server-side TLS recommendations for Postfix (ssl-config.mozilla.org), by profile
+TLS_PROFILES = {
+    "modern": {
+        "smtpd_tls_protocols": ">=TLSv1.3",
+        "smtpd_tls_mandatory_protocols": ">=TLSv1.3",
+        "tls_preempt_cipherlist": "no",
+    },
+    "intermediate": {
+        "smtpd_tls_protocols": ">=TLSv1.2",
+        "smtpd_tls_mandatory_protocols": ">=TLSv1.2",
+        "smtpd_tls_ciphers": "medium",
+        "smtpd_tls_mandatory_ciphers": "medium",
+        "tls_medium_cipherlist": (
+            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+            "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+            "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+        ),
+        "tls_preempt_cipherlist": "no",
+    },
+    "legacy": {
+        "smtpd_tls_protocols": ">=TLSv1",
+        "smtpd_tls_mandatory_protocols": ">=TLSv1",
+        "smtpd_tls_ciphers": "medium",
+        "smtpd_tls_mandatory_ciphers": "medium",
+        # OpenSSL 3 offers TLS 1.0/1.1 only at security level 0
+        "tls_medium_cipherlist": (
+            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+            "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+            "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305:"
+            "ECDHE-ECDSA-AES128-SHA256:ECDHE-RSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:"
+            "ECDHE-ECDSA-AES256-SHA384:ECDHE-RSA-AES256-SHA384:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:"
+            "DHE-RSA-AES128-SHA256:DHE-RSA-AES256-SHA256:AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA256:"
+            "AES256-SHA256:AES128-SHA:AES256-SHA:DES-CBC3-SHA:@SECLEVEL=0"
+        ),
+        "tls_preempt_cipherlist": "yes",
+    },
+}
+TLS_OUTBOUND = ("may", "dane", "encrypt")
+RELAYHOST_TLS = ("may", "encrypt", "secure", "verify", "dane")
+
+#: map types postmap indexes (Postfix notices a rebuilt file by itself); the others need a reload
+INDEXED_MAP_TYPES = ("lmdb", "hash", "cdb", "btree")
+MAP_TYPES = (*INDEXED_MAP_TYPES, "pcre", "regexp", "cidr", "texthash")
+MAP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: the secret map the relayhost's SASL credentials go into
+RELAYHOST_MAP = "relayhost_sasl_passwd"
+ALIASES_MAP = "aliases"
+
+
+def _text(key, value, allow_none=True):
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, str) or not value or "\n" in value:
+        _invalid(key, "must be a one-line text", value)
+    return value
+
+
+def tls_files(settings):
+    """
+    The server certificate and key the pillar's ``tls`` section gives
+    Postfix: ``{"cert": path, "key": path, "written": bool}`` (``written``:
+    the formula writes them, from ``cert_pem``/``key_pem`` or self-signed;
+    their paths then default to ``<config_dir>/tls/server.crt|key``), or
+    ``{}`` without a certificate. A certificate without its key (or the
+    other way round) is refused naming the key.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix_records.tls_files '{"config_dir": "/etc/postfix", "tls": {"cert": "/etc/ssl/mail.pem", "key": "/etc/ssl/mail.key", "cert_pem": null, "key_pem": null, "self_signed": {"enabled": false}}}'
+    """
+    cert = _text("tls:cert", _get(settings, "tls:cert"))
+    key = _text("tls:key", _get(settings, "tls:key"))
+    cert_pem = _get(settings, "tls:cert_pem")
+    key_pem = _get(settings, "tls:key_pem")
+    self_signed = _enabled(settings, "tls:self_signed")
+    for name, value in (("cert_pem", cert_pem), ("key_pem", key_pem)):
+        if value is not None and (not isinstance(value, str) or "-----BEGIN " not in value):
+            _invalid(f"tls:{name}", "must be PEM text", "(not PEM)")
+    if (cert_pem is None) != (key_pem is None):
+        missing = "key_pem" if key_pem is None else "cert_pem"
+        _invalid(f"tls:{missing}", "cert_pem and key_pem go together", None)
+    written = cert_pem is not None or self_signed
+    if cert_pem is not None and self_signed:
+        _invalid("tls:self_signed:enabled", "cannot be true together with cert_pem/key_pem", True)
+    if not written:
+        if cert is None and key is None:
+            return {}
+        if cert is None or key is None:
+            _invalid("tls:key" if key is None else "tls:cert", "tls:cert and tls:key go together", None)
+    directory = f"{_get(settings, 'config_dir')}/tls"
+    return {"cert": cert or f"{directory}/server.crt", "key": key or f"{directory}/server.key", "written": written}
+
+
+def _tls(settings):
+    outbound = _get(settings, "tls:outbound")
+    if outbound not in (None, *TLS_OUTBOUND):
+        _invalid("tls:outbound", f"must be one of {', '.join(TLS_OUTBOUND)} or null", outbound)
+    params = {"smtp_tls_security_level": outbound} if outbound else {}
+    if outbound == "dane":
+        params["smtp_dns_support_level"] = "dnssec"
+    files = tls_files(settings)
+    profile = _get(settings, "tls:profile")
+    if profile not in TLS_PROFILES:
+        _invalid("tls:profile", f"must be one of {', '.join(TLS_PROFILES)}", profile)
+    auth_only = _get(settings, "tls:auth_only")
+    if auth_only is not None:
+        _yes_no("tls:auth_only", auth_only)
+    if not files:
+        return params
+    params.update(
+        {
+            "smtpd_tls_cert_file": files["cert"],
+            "smtpd_tls_key_file": files["key"],
+            "smtpd_tls_security_level": "may",
+            "smtpd_tls_auth_only": "no" if auth_only is False else "yes",
+            **TLS_PROFILES[profile],
+        }
+    )
+    return params
+
+
+def maps_dir(settings):
+    """
+    The directory the formula's static maps (``maps``, ``aliases``, the
+    relayhost's credentials) are written to: ``<config_dir>/maps``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix_records.maps_dir '{"config_dir": "/etc/postfix"}'
+    """
+    return f"{_get(settings, 'config_dir')}/maps"
+
+
+def _map_value(key, value, secret=False):
+    if isinstance(value, list) and value and all(isinstance(item, str) and item for item in value):
+        value = ", ".join(value)
+    if isinstance(value, bool) or isinstance(value, (int, float)):
+        value = str(value)
+    if not isinstance(value, str) or not value or "\n" in value:
+        _invalid(key, "must be a one-line text (or a list of them)", "(secret)" if secret else value)
+    return value
+
+
+def static_maps(settings):
+    """
+    Every static map the formula writes, by name: the pillar's ``maps``,
+    ``aliases`` (name ``aliases``) and the relayhost's SASL credentials
+    (``relayhost_sasl_passwd``), each ``{path, type, entries (list of
+    [key, value]), mode, secret, indexed, reference, format}``. ``type``
+    None means Postfix's ``default_database_type`` (read by the state when
+    it runs); ``reference`` is how main.cf names the map.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix_records.static_maps "$(cat postfix-settings.json)"
+    """
+    directory = maps_dir(settings)
+    found = {}
+    for name, spec in _mapping(settings, "maps").items():
+        key = f"maps:{name}"
+        if not isinstance(name, str) or not MAP_NAME.match(name) or name in (RELAYHOST_MAP, ALIASES_MAP):
+            _invalid(key, f"map names are letters, digits, '_', '.', '-' (not {RELAYHOST_MAP} or {ALIASES_MAP})", name)
+        if not isinstance(spec, dict):
+            _invalid(key, "must be a mapping with entries (and type, mode, secret)", spec)
+        unknown = set(spec) - {"type", "entries", "mode", "secret"}
+        if unknown:
+            _invalid(f"{key}:{sorted(unknown)[0]}", "unknown key (known: type, entries, mode, secret)", sorted(unknown)[0])
+        map_type = spec.get("type")
+        if map_type is not None and map_type not in MAP_TYPES:
+            _invalid(f"{key}:type", f"must be one of {', '.join(MAP_TYPES)} (or unset: default_database_type)", map_type)
+        entries = spec.get("entries") or {}
+        if not isinstance(entries, dict):
+            _invalid(f"{key}:entries", "must be a mapping of key: value", entries)
+        secret = _yes_no(f"{key}:secret", spec.get("secret", False)) == "yes"
+        mode = spec.get("mode")
+        if mode is not None and not re.match(r"^0?[0-7]{3}$", str(mode)):
+            _invalid(f"{key}:mode", "must be an octal mode such as 0644", mode)
+        if secret and mode not in (None, "0600", "600"):
+            _invalid(f"{key}:mode", "a secret map is always 0600", mode)
+        found[name] = {
+            "type": map_type,
+            "entries": [
+                [str(k), _map_value(f"{key}:entries:{k}", v, secret)] for k, v in entries.items() if v is not None
+            ],
+            "mode": "0600" if secret else str(mode or "0644"),
+            "secret": secret,
+            "format": "map",
+        }
+    aliases = _mapping(settings, "aliases")
+    if aliases:
+        found[ALIASES_MAP] = {
+            "type": None,
+            "entries": [[str(k), _map_value(f"aliases:{k}", v)] for k, v in aliases.items() if v is not None],
+            "mode": "0644",
+            "secret": False,
+            "format": "aliases",
+        }
+    relay = _relayhost_credentials(settings)
+    if relay:
+        found[RELAYHOST_MAP] = {"type": None, "entries": [relay], "mode": "0600", "secret": True, "format": "map"}
+    for name, spec in found.items():
+        spec["path"] = f"{directory}/{name}"
+        spec["indexed"] = spec["type"] is None or spec["type"] in INDEXED_MAP_TYPES
+        spec["reference"] = f"{spec['type'] or '${default_database_type}'}:{spec['path']}"
+    return found
+
+
+def _relayhost_credentials(settings):
+    host = _text("relayhost:host", _get(settings, "relayhost:host"))
+    username = _get(settings, "relayhost:username")
+    password = _get(settings, "relayhost:password")
+    if host is None:
+        if username is not None or password is not None:
+            _invalid("relayhost:host", "is needed for relayhost:username/password", host)
+        return None
+    if (username is None) != (password is None):
+        _invalid("relayhost:password" if password is None else "relayhost:username", "username and password go together", None)
+    if username is None:
+        return None
+    _text("relayhost:username", username, allow_none=False)
+    if not isinstance(password, str) or not password or "\n" in password:
+        raise SaltInvocationError("pillar postfix:relayhost:password: must be a one-line text")
+    return [host, f"{username}:{password}"]
+
+
+def _relayhost(settings):
+    host = _text("relayhost:host", _get(settings, "relayhost:host"))
+    if host is None:
+        return {}
+    level = _get(settings, "relayhost:tls")
+    if level not in RELAYHOST_TLS:
+        _invalid("relayhost:tls", f"must be one of {', '.join(RELAYHOST_TLS)}", level)
+    params = {"relayhost": host, "smtp_tls_security_level": level}
+    if _relayhost_credentials(settings):
+        params.update(
+            {
+                "smtp_sasl_auth_enable": "yes",
+                "smtp_sasl_password_maps": static_maps(settings)[RELAYHOST_MAP]["reference"],
+                "smtp_sasl_security_options": "noanonymous",
+                "smtp_sasl_tls_security_options": "noanonymous",
+            }
+        )
+    return params
+
+
+def _aliases(settings):
+    aliases = static_maps(settings).get(ALIASES_MAP)
+    if not aliases:
+        return {}
+    return {"alias_maps": aliases["reference"], "alias_database": aliases["reference"]}
+
+
+def everyday_features(settings):
+    """
+    The main.cf parameters of TLS (``tls``: certificate, profile, outbound
+    level), the smarthost (``relayhost``, which wins over ``tls:outbound``
+    for ``smtp_tls_security_level``: all outbound mail goes to it) and
+    ``aliases``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix_records.everyday_features "$(cat postfix-settings.json)"
+    """
+    return {**_tls(settings), **_relayhost(settings), **_aliases(settings)}
+
+
+MAP_REFERENCE = re.compile(r"(?:^|(?<=[\s,])|(?<=proxy:))maps:([A-Za-z0-9][A-Za-z0-9_.-]*)")
+
+
+def _resolve(settings, key, value, known):
+    if not isinstance(value, str) or "maps:" not in value:
+        return value
+
+    def reference(match):
+        name = match.group(1)
+        if name not in known:
+            _invalid(key, f"names maps:{name}, which postfix:maps does not define", value)
+        return known[name]["reference"]
+
+    return MAP_REFERENCE.sub(reference, value)
+
+
+def with_everyday_features(settings, params):
+    """
+    ``params`` (main.cf records, ``postfix:main`` already merged in) with
+    :py:func:`everyday_features` added where ``postfix:main`` does not set
+    the parameter itself, and every ``maps:NAME`` in a value replaced by the
+    map's ``TYPE:<config_dir>/maps/NAME`` (an unknown NAME is refused
+    naming the parameter).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix_records.with_everyday_features "$(cat postfix-settings.json)" '{"transport_maps": "maps:transport"}'
+    """
+    raw = _mapping(settings, "main")
+    merged = {**params, **{name: value for name, value in everyday_features(settings).items() if name not in raw}}
+    merged = with_policy_services(settings, merged)
+    known = static_maps(settings)
+    return {name: _resolve(settings, f"main:{name}", value, known) for name, value in merged.items()}
+
+
+def services_with_map_references(settings, services):
+    """
+    The ``postfix:master`` services over the policy services'
+    (:py:func:`policy_services`), with ``maps:NAME`` in their ``-o``
+    option values replaced as in :py:func:`with_everyday_features`.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix_records.services_with_map_references "$(cat postfix-settings.json)" '{"submission/inet": {"options": {"smtpd_sender_restrictions": "check_sender_access maps:senders"}}}'
+    """
+    known = static_maps(settings)
+    resolved = {}
+    for name, record in {**policy_services(settings), **services}.items():
+        options = record.get("options")
+        if isinstance(options, dict):
+            record = {
+                **record,
+                "options": {
+                    option: _resolve(settings, f"master:{name}:options:{option}", value, known)
+                    for option, value in options.items()
+                },
+            }
+        resolved[name] = record
+    return resolved
+
+
+SPF_SERVICE = "policyd-spf/unix"
+#: what comes before the policy services in smtpd_recipient_restrictions
+POLICY_PRELUDE = ["permit_mynetworks", "permit_sasl_authenticated", "reject_unauth_destination"]
+
+
+def _port(key, value):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        _invalid(key, "must be a port number", value)
+    return value
+
+
+def spf_config_file(settings):
+    """
+    Where policyd-spf's configuration goes: ``policy:spf:config_file``, by
+    default ``<config_dir>/policyd-spf.conf``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix_records.spf_config_file '{"config_dir": "/etc/postfix", "policy": {"spf": {"config_file": null}}}'
+    """
+    return _get(settings, "policy:spf:config_file") or f"{_get(settings, 'config_dir')}/policyd-spf.conf"
+
+
+def _policy_checks(settings):
+    checks = []
+    if _enabled(settings, "policy:postgrey"):
+        _positive_int("policy:postgrey:delay", _get(settings, "policy:postgrey:delay"))
+        address = _text("policy:postgrey:listen:address", _get(settings, "policy:postgrey:listen:address"), False)
+        port = _port("policy:postgrey:listen:port", _get(settings, "policy:postgrey:listen:port"))
+        checks.append(f"check_policy_service inet:{address}:{port}")
+    if _enabled(settings, "policy:spf"):
+        checks.append(f"check_policy_service unix:private/{SPF_SERVICE.split('/')[0]}")
+    return checks
+
+
+def _srs(settings):
+    if not _enabled(settings, "policy:srs"):
+        return {}
+    _text("policy:srs:domain", _get(settings, "policy:srs:domain"), allow_none=False)
+    listen = _text("policy:srs:listen", _get(settings, "policy:srs:listen"), allow_none=False)
+    forward = _port("policy:srs:forward_port", _get(settings, "policy:srs:forward_port"))
+    reverse = _port("policy:srs:reverse_port", _get(settings, "policy:srs:reverse_port"))
+    return {
+        "sender_canonical_maps": f"tcp:{listen}:{forward}",
+        "sender_canonical_classes": "envelope_sender",
+        "recipient_canonical_maps": f"tcp:{listen}:{reverse}",
+        "recipient_canonical_classes": "envelope_recipient, header_recipient",
+    }
+
+
+def with_policy_services(settings, params):
+    """
+    ``params`` with the enabled policy services (``policy:postgrey``,
+    ``policy:spf``) appended to ``smtpd_recipient_restrictions`` after
+    permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+    (and what the formula put there, e.g. the quota check), and SRS's
+    canonical maps (``policy:srs``). ``postfix:main`` setting
+    ``smtpd_recipient_restrictions`` itself wins.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix_records.with_policy_services "$(cat postfix-settings.json)" '{}'
+    """
+    raw = _mapping(settings, "main")
+    params = {**params, **{name: value for name, value in _srs(settings).items() if name not in raw}}
+    checks = _policy_checks(settings)
+    if checks and "smtpd_recipient_restrictions" not in raw:
+        current = [item.strip() for item in (params.get("smtpd_recipient_restrictions") or "").split(",") if item.strip()]
+        restrictions = [*POLICY_PRELUDE, *(item for item in current if item not in POLICY_PRELUDE), *checks]
+        params["smtpd_recipient_restrictions"] = ", ".join(restrictions)
+    return params
+
+
+def policy_services(settings):
+    """
+    The master.cf services of the policy services: policyd-spf (spawn) when
+    ``policy:spf`` is enabled.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfix_records.policy_services "$(cat postfix-settings.json)"
+    """
+    if not _enabled(settings, "policy:spf"):
+        return {}
+    return {
+        SPF_SERVICE: {
+            "private": "-", "unpriv": "n", "chroot": "n", "wakeup": "-", "maxproc": "0",
+            "command": f"spawn user=policyd-spf argv=/usr/bin/policyd-spf {spf_config_file(settings)}",
+        }
+    }

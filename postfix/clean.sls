@@ -55,3 +55,52 @@ postfix-clean-service-running:
     - watch:
       - postconf: postfix-clean-main-cf
       - postconf: postfix-clean-master-cf
+
+{#- The static maps (postfix:maps, aliases, the relayhost's credentials)
+    and the certificate files the formula wrote (cert_pem/key_pem or
+    self-signed; a certificate the pillar only names is left alone). #}
+postfix-clean-static-maps-absent:
+  file.absent:
+    - name: {{ salt['postfix_records.maps_dir'](postfix) }}
+    - require:
+      - postconf: postfix-clean-main-cf
+{%- set tls_files = salt['postfix_records.tls_files'](postfix) %}
+{%- if tls_files.get('written') %}
+
+postfix-clean-tls-files-absent:
+  file.absent:
+    - names: {{ [tls_files.cert, tls_files.key] | json }}
+    - require:
+      - postconf: postfix-clean-main-cf
+{%- endif %}
+
+{#- The policy daemons the formula started, their command-line files and
+    policyd-spf's configuration (the packages stay). #}
+{%- if postfix.policy.postgrey.enabled %}
+
+postfix-clean-postgrey-dead:
+  pidfile_service.dead:
+    - name: postgrey
+    - pidfile: {{ postfix.policy.postgrey.pidfile }}
+    - executable: perl
+    - require:
+      - postconf: postfix-clean-main-cf
+{%- endif %}
+{%- if postfix.policy.srs.enabled %}
+
+postfix-clean-postsrsd-dead:
+  pidfile_service.dead:
+    - name: postsrsd
+    - pidfile: {{ postfix.policy.srs.pidfile }}
+    - executable: postsrsd
+    - require:
+      - postconf: postfix-clean-main-cf
+{%- endif %}
+
+postfix-clean-policy-files-absent:
+  file.absent:
+    - names:
+      - {{ postfix.config_dir }}/policy
+      - {{ salt['postfix_records.spf_config_file'](postfix) }}
+    - require:
+      - postconf: postfix-clean-master-cf

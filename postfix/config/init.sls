@@ -16,6 +16,9 @@ include:
 {%- for feature in ('postfixadmin', 'relay', 'dovecot', 'quota') if postfix[feature].enabled %}
   - {{ tplroot }}.{{ feature }}
 {%- endfor %}
+  - {{ tplroot }}.tls
+  - {{ tplroot }}.maps
+  - {{ tplroot }}.policy
 
 postfix-config-main-cf:
   postconf.parameters:

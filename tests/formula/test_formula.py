@@ -9,6 +9,7 @@ import pathlib
 import re
 import secrets
 import smtplib
+import ssl
 import stat
 import subprocess
 
@@ -23,7 +24,7 @@ from tests.harness.sandbox_pillar import create_database, dovecot_dir
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEFAULTS = yaml.safe_load((REPO / "postfix" / "defaults.yaml").read_text())
 #: pillar subtrees whose keys are the user's own (names of parameters, services, domains ...)
-FREE_FORM = {"main", "master", "options", "domains", "mailboxes", "aliases", "lookup_user", "sync_from", "packages"}
+FREE_FORM = {"main", "master", "options", "domains", "mailboxes", "aliases", "maps", "lookup_user", "sync_from", "packages"}
 STRICT_HELO = ("permit_sasl_authenticated, reject_invalid_helo_hostname, reject_unknown_helo_hostname, "
                "reject_non_fqdn_helo_hostname")
 #: a sandbox address no instance gets, so not in any instance's mynetworks
@@ -110,7 +111,7 @@ def test_pillar_example_primary_mx(formula_sandbox, pg):
     submission = sandbox.service_lines()["submission/inet"]
     assert submission.startswith("submission inet n - n - - smtpd")
     for option in ("smtpd_tls_security_level=may", "smtpd_sasl_auth_enable=yes",
-                   "smtpd_client_restrictions=permit_sasl_authenticated,reject", "smtpd_tls_auth_only=no"):
+                   "smtpd_client_restrictions=permit_sasl_authenticated,reject"):
         assert f"-o {option}" in submission
     assert instance.status()
     with smtplib.SMTP(timeout=15) as smtp:
@@ -123,8 +124,10 @@ def test_pillar_example_primary_mx(formula_sandbox, pg):
     assert code >= 400 and "Helo command rejected" in text, "strict HELO restrictions refuse a naked IP"
     code, text = smtp_reply(instance, "postmaster@example.com", port=587)
     assert code == 554 and "Client host rejected: Access denied" in text, "587 needs SASL"
+    assert main_cf["smtpd_tls_auth_only"] == "yes", "pillar.example's self-signed certificate: AUTH after STARTTLS"
     with smtplib.SMTP(instance.address, 587, timeout=15) as smtp:
         smtp.ehlo("client.example.com")
+        smtp.starttls(context=ssl._create_unverified_context())
         smtp.login("postmaster@example.com", "CHANGE-ME-MAILBOX")
         assert smtp.mail("postmaster@example.com")[0] == 250
         assert smtp.rcpt("someone@elsewhere.example.org")[0] == 250, "authenticated clients may relay"
