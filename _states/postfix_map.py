@@ -35,9 +35,9 @@ FORMATS = ("map", "aliases")
 
 
 def __virtual__():
-    if "postconf.get" in __salt__:
-        return __virtualname__
-    return (False, "postfix_map needs the postconf execution module (postconf not installed?)")
+    # Always loadable: on a bare minion Postfix arrives later in the same run;
+    # managed() says so when it is called before.
+    return __virtualname__
 
 
 def _ret(name):
@@ -136,6 +136,13 @@ def managed(name, entries, type=None, mode="0644", secret=False, format="map", c
         Postfix's configuration directory (None: Postfix's default).
     """
     ret = _ret(name)
+    if "postconf.get" not in __salt__:
+        if __opts__["test"]:
+            ret.update(result=None, comment=f"{name} would be written once Postfix is installed",
+                       changes={name: {"old": None, "new": "written"}})
+        else:
+            ret.update(result=False, comment="postfix_map needs the postconf execution module (is Postfix installed?)")
+        return ret
     secrets = [str(value) for _, value in entries] if secret else []
     try:
         if format not in FORMATS:
