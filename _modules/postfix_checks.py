@@ -72,8 +72,17 @@ def _walk(value, path=()):
         yield path, value
 
 
+#: values that are whole files written as given (PEM text), never into a config line
+_FILE_CONTENTS = {("tls", "cert_pem"), ("tls", "key_pem")}
+
+
 def _no_control_characters(settings):
     for path, value in _walk(settings):
+        if path in _FILE_CONTENTS:
+            if isinstance(value, str) and _CONTROL.search(value.replace("\n", "")):
+                _invalid(":".join(path), "PEM text must not contain control characters other than newlines",
+                         "(value not shown)")
+            continue
         if isinstance(value, str) and _CONTROL.search(value):
             key = ":".join(path)
             if _SECRET_KEY in path:

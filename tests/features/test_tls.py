@@ -58,6 +58,7 @@ def test_certificate_from_pillar_verified_auth_after_starttls_and_profiles(formu
     instance = sandbox.instance
     cert, key = test_ca.issue(instance.hostname)
     rc, result = sandbox.apply(PILLAR_EXAMPLE, tls_layer(cert_pem=cert, key_pem=key))
+    assert isinstance(result, dict), result
     assert rc == 0, {k: v["comment"] for k, v in result.items() if v["result"] is False}
     assert key.split("\n")[1] not in json.dumps(result), "the private key appears in no state output"
 
