@@ -24,6 +24,10 @@ postfix-package-main-cf-present:
     - name: {{ postfix.config_dir }}/main.cf
     - source: {{ postfix.lookup.main_cf_source }}
     - force: False
+    {#- the stock file comes with the package: not there before it is installed (test=True) #}
+    - onlyif:
+      - fun: file.file_exists
+        path: {{ postfix.lookup.main_cf_source }}
     - require:
       - pkg: postfix-package-installed
     - require_in:

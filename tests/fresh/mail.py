@@ -2,6 +2,7 @@
 submitted with AUTH on 587 arriving in the recipient's maildir inside the host."""
 
 import pathlib
+import ssl
 
 import yaml
 
@@ -29,6 +30,9 @@ def submit_and_read(host, timeout=30.0):
     address, password = example_mailbox()
     token, message = new_message(address, sender=address)
     with session(host.address, 587) as (smtp, _):
+        smtp.ehlo("client.example.test")
+        # pillar.example has a certificate: AUTH only after STARTTLS
+        smtp.starttls(context=ssl._create_unverified_context())
         smtp.ehlo("client.example.test")
         assert smtp.has_extn("auth"), f"587 offers no AUTH: {smtp.esmtp_features}"
         smtp.login(address, password)
