@@ -3,19 +3,20 @@
 import secrets
 
 from tests.e2e.dns import Zone
+from tests.harness.netns import E2E_ADDRESSES
 
 #: (minion id, host name, address) of the mail hosts
-PRIMARY = ("mx1", "mx1.example.test", "127.0.0.32")
-BACKUP = ("mx2", "mx2.example.test", "127.0.0.33")
+PRIMARY = ("mx1", "mx1.example.test", E2E_ADDRESSES[0])
+BACKUP = ("mx2", "mx2.example.test", E2E_ADDRESSES[1])
 #: a stand-alone host for the tests that move its queue and its resolver
-SPARE = ("mx3", "mx3.example.test", "127.0.0.34")
+SPARE = ("mx3", "mx3.example.test", E2E_ADDRESSES[2])
 
 #: the virtual mail domain the primary hosts and the backup is backup MX for
 DOMAIN = "example.test"
 #: a fully-qualified HELO name the zone resolves (the document's "example.com" column)
 RESOLVABLE_HELO = "example.com"
 #: a host with an address where nothing listens: mail for it stays queued
-UNREACHABLE = ("down.example.test", "127.0.0.39")
+UNREACHABLE = ("down.example.test", E2E_ADDRESSES[3])
 #: a name in the zone that only the DNS cache test looks up
 CACHE_PROBE = "cache-probe.example.test"
 

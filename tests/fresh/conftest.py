@@ -13,7 +13,7 @@ from tests.fresh.mail import PILLAR_EXAMPLE
 from tests.harness.fresh_host import FreshHost, cached_image, pillar_layer
 from tests.harness.sandbox_pillar import create_database
 
-#: namespace addresses no session-wide fixture holds (e2e keeps .32-.34 and .39 all session)
+#: namespace addresses no session-wide fixture holds (the e2e site has its own, netns.E2E_ADDRESSES)
 ADDRESSES = ("127.0.0.37", "127.0.0.38")
 _counter = itertools.count(1)
 

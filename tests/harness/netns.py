@@ -18,8 +18,10 @@ MS_REC = 0x4000
 MS_SLAVE = 1 << 19
 
 PREFIX = "pfxt-"
-#: addresses the sandbox hands out: 127.0.0.2 .. 127.0.0.40
+#: addresses the sandbox hands out to tests: 127.0.0.2 .. 127.0.0.40
 ADDRESSES = [f"127.0.0.{n}" for n in range(2, 41)]
+#: addresses only the end-to-end site uses (its daemons run all session): 127.0.0.41 .. 127.0.0.49
+E2E_ADDRESSES = [f"127.0.0.{n}" for n in range(41, 50)]
 #: the address of the test DNS server named in resolv.conf
 RESOLVER = "127.0.0.53"
 
@@ -60,7 +62,7 @@ class Namespace:
         remove_stale()
         _run("ip", "netns", "add", self.name)
         _run("ip", "-n", self.name, "link", "set", "lo", "up")
-        for address in ADDRESSES:
+        for address in ADDRESSES + E2E_ADDRESSES:
             _run("ip", "-n", self.name, "addr", "add", f"{address}/8", "dev", "lo")
         self.etc_dir.mkdir(parents=True, exist_ok=True)
         (self.etc_dir / "resolv.conf").write_text(f"nameserver {self.resolver}\noptions timeout:1 attempts:2\n")

@@ -72,6 +72,8 @@ class PostfixInstance:
         return self.postfix("status", check=False).returncode == 0
 
     def start(self, wait=True):
+        if not port_closed(self.address, self.port):
+            raise RuntimeError(f"{self.address}:{self.port} is taken already: another fixture's daemon holds it")
         self.postfix("start")
         if wait:
             wait_for_port(self.address, self.port)
