@@ -3,7 +3,9 @@ Control a Postfix instance: check its configuration, start, stop, reload,
 status, and manage its mail queue.
 
 Every function takes ``config_dir`` (``postfix -c``, ``postqueue -c``,
-``postsuper -c``); None means Postfix's own configuration directory.
+``postsuper -c``); None means the instance the formula manages on this
+minion (``postfix:config_dir`` in pillar or the minion's config), else
+Postfix's own configuration directory.
 
 Postfix tools print their diagnostics on stderr only when stderr is a
 terminal; otherwise they go to syslog alone, which may not exist. So every
@@ -55,7 +57,12 @@ def __virtual__():
     return __virtualname__
 
 
+def _config_dir(config_dir):
+    return config_dir or __salt__["config.get"]("postfix:config_dir") or None
+
+
 def _config_args(config_dir):
+    config_dir = _config_dir(config_dir)
     return ["-c", str(config_dir)] if config_dir else []
 
 
@@ -204,6 +211,7 @@ def status(config_dir=None):
         salt '*' postfix.status
         salt '*' postfix.status config_dir=/etc/postfix-out
     """
+    config_dir = _config_dir(config_dir)
     running = _master_in_pid_file(config_dir)
     if running is not None:
         return running
@@ -262,6 +270,7 @@ def listeners(config_dir=None):
 
         salt '*' postfix.listeners
     """
+    config_dir = _config_dir(config_dir)
     found = []
     for key, service in __salt__["postconf.services"](config_dir=config_dir).items():
         name, _, service_type = key.rpartition("/")
@@ -310,6 +319,7 @@ def probe(config_dir=None, log_offset=None):
 
         salt '*' postfix.probe
     """
+    config_dir = _config_dir(config_dir)
     problems = []
     if status(config_dir):
         for listener in listeners(config_dir):
@@ -324,6 +334,30 @@ def probe(config_dir=None, log_offset=None):
     return problems
 
 
+def serving(config_dir=None, timeout=30):
+    """
+    Wait up to TIMEOUT seconds for :py:func:`probe` to find nothing wrong:
+    True once Postfix runs and every inet listener answers, else raise
+    CommandExecutionError with the problems last seen. What an
+    orchestration checks before it goes on to the next minion.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt mx1 postfix.serving
+        salt mx1 postfix.serving timeout=60
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        problems = probe(config_dir)
+        if not problems:
+            return True
+        if time.monotonic() >= deadline:
+            raise CommandExecutionError(f"Postfix does not serve after {timeout} s: {'; '.join(problems)}")
+        time.sleep(0.5)
+
+
 def log_size(config_dir=None):
     """
     The size of Postfix's ``maillog_file`` (0 when it is not set or not
@@ -335,6 +369,7 @@ def log_size(config_dir=None):
 
         salt '*' postfix.log_size
     """
+    config_dir = _config_dir(config_dir)
     maillog = __salt__["postconf.get"]("maillog_file", config_dir=config_dir)
     return _file_size(maillog) if maillog else 0
 
@@ -354,6 +389,7 @@ def start(config_dir=None):
         salt '*' postfix.start
         salt '*' postfix.start config_dir=/etc/postfix-out
     """
+    config_dir = _config_dir(config_dir)
     if status(config_dir):
         return True
     maillog = __salt__["postconf.get"]("maillog_file", config_dir=config_dir)

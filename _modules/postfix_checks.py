@@ -42,6 +42,10 @@ _SYSTEM_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _SECRET_KEY = "password"
 
 
+#: postfix:fleet:role (postfix_fleet.ROLES)
+FLEET_ROLES = ("database", "primary", "backup")
+
+
 def __virtual__():
     return __virtualname__
 
@@ -282,4 +286,5 @@ def settings(postfix):
     _lookup_user(postfix)
     _dovecot(postfix)
     _dns_cache(postfix)
+    _one_of("fleet:role", _get(postfix, "fleet:role"), FLEET_ROLES, optional=True)
     return True

@@ -15,3 +15,6 @@ include:
 {%- if postfix.submission.enabled %}
   - {{ tplroot }}.submission
 {%- endif %}
+{%- if postfix.fleet.role in ['primary', 'backup'] %}
+  - {{ tplroot }}.fleet
+{%- endif %}

@@ -27,10 +27,15 @@
 {%- set backend = backends[cache.backend] %}
 {%- set config_file = cache.config_file or "/etc/postfix-dns-cache/" ~ cache.backend ~ ".conf" %}
 {%- set cache_dir = salt["file.dirname"](config_file) %}
+{%- set records = postfix.fleet.dns_records %}
+{%- set records_file = cache_dir ~ "/fleet-records.conf" if records.enabled else None %}
 {%- set resolv_conf_contents = "# Managed by Salt (postfix.performance.dns_cache)\nnameserver " ~ cache.listen ~ "\n" %}
 
 include:
   - {{ tplroot }}.package
+{%- if records_file and postfix.fleet.role in ['primary', 'backup'] %}
+  - {{ tplroot }}.fleet
+{%- endif %}
 
 postfix-performance-dns-cache-package-installed:
   pkg.installed:
@@ -45,6 +50,23 @@ postfix-performance-dns-cache-config-directory:
     - group: root
     - mode: "0755"
     - makedirs: True
+{%- if records_file %}
+
+{#- R12: the MX and A records of the fleet's domains, from the members' mine
+    records (read when the state runs); included by the configuration. #}
+postfix-performance-dns-cache-fleet-records:
+  postfix_fleet.records_managed:
+    - name: {{ records_file }}
+    - backend: {{ cache.backend }}
+    - tgt: {{ records.tgt | json }}
+    - tgt_type: {{ records.tgt_type }}
+    - domains: {{ records.domains | json }}
+    - require:
+      - file: postfix-performance-dns-cache-config-directory
+{%-   if postfix.fleet.role in ['primary', 'backup'] %}
+      - postfix_fleet: postfix-fleet-member-published   {#- this minion's own record is in the zone #}
+{%-   endif %}
+{%- endif %}
 
 postfix-performance-dns-cache-config-file-managed:
   file.managed:
@@ -59,19 +81,26 @@ postfix-performance-dns-cache-config-file-managed:
         cache: {{ cache | json }}
         cache_dir: {{ cache_dir | json }}
         pidfile: {{ cache.pidfile | json }}
+        records_file: {{ records_file | json }}
     - require:
       - pkg: postfix-performance-dns-cache-package-installed
       - file: postfix-performance-dns-cache-config-directory
+{%- if records_file %}
+      - postfix_fleet: postfix-performance-dns-cache-fleet-records
+{%- endif %}
 
 postfix-performance-dns-cache-service-running:
   pidfile_service.running:
     - name: {{ cache.backend }}
     - start: {{ (backend.start + [config_file]) | json }}
     - pidfile: {{ cache.pidfile }}
-    - config_files: {{ [config_file] | json }}
+    - config_files: {{ ([config_file] + ([records_file] if records_file else [])) | json }}
     - probe: {{ ["dig", "@" ~ cache.listen, "-p", "53", "+time=1", "+tries=1", "localhost", "A"] | json }}
     - watch:
       - file: postfix-performance-dns-cache-config-file-managed
+{%- if records_file %}
+      - postfix_fleet: postfix-performance-dns-cache-fleet-records
+{%- endif %}
 
 postfix-performance-dns-cache-resolv-conf-saved:
   file.copy:

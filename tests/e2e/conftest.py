@@ -1,7 +1,8 @@
 """End-to-end fixtures: the test DNS zone, a TLS certificate, and the mail hosts the formula is applied to.
 
 Applying the formula costs seconds, so the primary MX is shared by the whole
-session: tests ask for it in a configuration (`Site.configure`), and the
+package (its daemons and the DNS server on the namespace's resolver address
+stop when tests/e2e ends, before other packages start theirs): tests ask for it in a configuration (`Site.configure`), and the
 formula is applied again only when that configuration differs from the last
 one. Test modules keep tests of one configuration together.
 """
@@ -16,7 +17,7 @@ from tests.e2e.topology import MAILBOXES, PRIMARY, ZONE, mail_domain_pillar
 from tests.harness.procs import run
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def dns(sandbox_base):
     """The real DNS server at the namespace's resolver address, serving the test zone."""
     server = DnsServer(sandbox_base / "dns", ZONE).start()
@@ -24,7 +25,7 @@ def dns(sandbox_base):
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def tls_pillar(sandbox_base):
     """Pillar giving Postfix's smtpd a self-signed certificate (STARTTLS)."""
     directory = sandbox_base / "tls"
@@ -36,7 +37,7 @@ def tls_pillar(sandbox_base):
     return {"main": {"smtpd_tls_cert_file": str(cert), "smtpd_tls_key_file": str(key)}}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def primary_pillar(tls_pillar):
     """The primary MX's own pillar over pillar.example: the certificate, example.test and its mailboxes."""
     return (tls_pillar, mail_domain_pillar(*MAILBOXES))
@@ -60,7 +61,7 @@ def _destroy(sites):
         shutil.rmtree(site.base, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def primary_host(sandbox_base, pg, dns):
     """The session's primary MX (mx1), created; use `primary` to get it configured."""
     make, made = _sites(sandbox_base, pg)

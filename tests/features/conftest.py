@@ -4,6 +4,7 @@ services): the formula sandbox of tests/formula and a throwaway CA."""
 import pytest
 
 from tests.features.ca import TestCA
+from tests.features.peers import partner_mx  # noqa: F401  (fixture)
 from tests.formula.conftest import formula_sandbox, postfixadmin_module  # noqa: F401  (fixtures)
 
 

@@ -8,12 +8,9 @@ import ssl
 import stat
 
 from tests.e2e.polling import wait_until
+from tests.features.peers import OUTSIDE_CLIENT, PARTNER_TRANSPORT, queued, rcpt
 from tests.formula.conftest import PILLAR_EXAMPLE
-from tests.harness.netns import ADDRESSES
-from tests.harness.procs import run
 
-PARTNER_ADDRESS = ADDRESSES[-4]
-OUTSIDE_CLIENT = ADDRESSES[-1]
 MAILBOX = ("postmaster@example.com", "CHANGE-ME-MAILBOX")
 SECRET_VALUE = "OK-but-do-not-show-9f2"
 
@@ -24,7 +21,7 @@ def maps_layer(junk_action, block_action):
         "main": {"transport_maps": "maps:transport", "smtpd_sender_restrictions":
                  "check_sender_access maps:sender_access, check_recipient_access maps:recipient_patterns"},
         "maps": {
-            "transport": {"entries": {"partner.example": f"smtp:[{PARTNER_ADDRESS}]:25"}},
+            "transport": {"entries": PARTNER_TRANSPORT},
             "sender_access": {"type": "hash", "entries": {"junk@bad.example": junk_action}},
             "recipient_patterns": {"type": "pcre", "entries": {"/^block-/": block_action, "/^gone-/": None}},
             "client_secrets": {"secret": True, "entries": {"198.51.100.7": SECRET_VALUE}},
@@ -33,25 +30,12 @@ def maps_layer(junk_action, block_action):
     }}
 
 
-def rcpt(instance, sender, recipient):
-    with smtplib.SMTP(instance.address, 25, timeout=15, source_address=(OUTSIDE_CLIENT, 0)) as smtp:
-        smtp.ehlo("client.example.com")
-        assert smtp.mail(sender)[0] == 250
-        code, text = smtp.rcpt(recipient)
-        return code, text.decode()
-
-
 def partner_queue(partner):
-    out = run(["postqueue", "-c", str(partner.config_dir), "-j"]).stdout
-    return [[r["address"] for r in json.loads(line)["recipients"]] for line in out.splitlines()]
+    return [[r["address"] for r in message["recipients"]] for message in queued(partner)]
 
 
-def test_transport_sender_access_pcre_secret_and_aliases(formula_sandbox, postfix_factory):
-    partner = postfix_factory(hostname="mx.partner.example", address=PARTNER_ADDRESS)
-    partner.postconf("-e", "mynetworks = 127.0.0.0/8", "relay_domains = partner.example",
-                     "defer_transports = smtp relay")  # kept in its queue, whatever DNS answers
-    partner.backdate()
-    partner.start()
+def test_transport_sender_access_pcre_secret_and_aliases(formula_sandbox, partner_mx):
+    partner = partner_mx
     sandbox = formula_sandbox
     instance = sandbox.instance
     maps_dir = instance.config_dir / "maps"

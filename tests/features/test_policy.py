@@ -12,12 +12,11 @@ import pytest
 
 from tests.e2e.dns import DnsServer, Zone
 from tests.e2e.polling import wait_until
+from tests.features.peers import OUTSIDE_CLIENT, PARTNER_TRANSPORT, queued, rcpt
 from tests.formula.conftest import PILLAR_EXAMPLE
 from tests.harness.netns import ADDRESSES
-from tests.harness.procs import alive, run, stop_pidfile, wait_for_port
+from tests.harness.procs import alive, stop_pidfile, wait_for_port
 
-OUTSIDE_CLIENT = ADDRESSES[-1]
-PARTNER_ADDRESS = ADDRESSES[-4]
 SPF_DNS_ADDRESS = ADDRESSES[-5]
 GREYLIST_DELAY = 3
 RECIPIENT = "grey@example.com"
@@ -32,14 +31,6 @@ class SpfZone(Zone):
 
     def dnsmasq_arguments(self):
         return [f"--txt-record={name},{text}" for name, text in self.txt.items()]
-
-
-def rcpt(instance, sender, recipient):
-    with smtplib.SMTP(instance.address, 25, timeout=15, source_address=(OUTSIDE_CLIENT, 0)) as smtp:
-        smtp.ehlo("client.example.com")
-        assert smtp.mail(sender)[0] == 250
-        code, text = smtp.rcpt(recipient)
-        return code, text.decode()
 
 
 def base_layer(sandbox, **policy):
@@ -121,17 +112,13 @@ def test_spf_hard_fail_rejected(policy_sandbox, sandbox_base, netns):
         dns.stop()
 
 
-def test_srs_rewrites_the_sender_of_forwarded_mail(policy_sandbox, postfix_factory):
-    partner = postfix_factory(hostname="mx.partner.example", address=PARTNER_ADDRESS)
-    partner.postconf("-e", "mynetworks = 127.0.0.0/8", "relay_domains = partner.example",
-                     "defer_transports = smtp relay")  # kept in its queue, whatever DNS answers
-    partner.backdate()
-    partner.start()
+def test_srs_rewrites_the_sender_of_forwarded_mail(policy_sandbox, partner_mx):
+    partner = partner_mx
     sandbox = policy_sandbox
     instance = sandbox.instance
     layer = base_layer(sandbox, srs={"enabled": True, "domain": "example.com"})
     layer["postfix"]["aliases"] = {"forwarded": ["friend@partner.example"]}
-    layer["postfix"]["maps"] = {"transport": {"entries": {"partner.example": f"smtp:[{PARTNER_ADDRESS}]:25"}}}
+    layer["postfix"]["maps"] = {"transport": {"entries": PARTNER_TRANSPORT}}
     layer["postfix"]["main"] = {"transport_maps": "maps:transport"}
     sandbox.apply_ok(PILLAR_EXAMPLE, layer)
     assert sandbox.main_cf()["sender_canonical_maps"] == f"tcp:{instance.address}:10001"
@@ -140,11 +127,7 @@ def test_srs_rewrites_the_sender_of_forwarded_mail(policy_sandbox, postfix_facto
         smtp.ehlo("client.example.com")
         smtp.sendmail("alice@sender.example", [f"forwarded@{instance.hostname}"], b"Subject: fwd\r\n\r\nhi\r\n")
 
-    def queued():
-        out = run(["postqueue", "-c", str(partner.config_dir), "-j"]).stdout
-        return [json.loads(line) for line in out.splitlines()]
-
-    messages = wait_until(queued, timeout=30)
+    messages = wait_until(lambda: queued(partner), timeout=30)
     assert [m["recipients"][0]["address"] for m in messages] == ["friend@partner.example"]
     sender = messages[0]["sender"]
     assert sender.startswith("SRS0=") and sender.endswith("=sender.example=alice@example.com"), sender

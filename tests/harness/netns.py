@@ -22,6 +22,8 @@ PREFIX = "pfxt-"
 ADDRESSES = [f"127.0.0.{n}" for n in range(2, 41)]
 #: addresses only the end-to-end site uses (its daemons run all session): 127.0.0.41 .. 127.0.0.49
 E2E_ADDRESSES = [f"127.0.0.{n}" for n in range(41, 50)]
+#: addresses of the fleet tests' mail hosts and their client: 127.0.0.61 .. 127.0.0.69
+FLEET_ADDRESSES = [f"127.0.0.{n}" for n in range(61, 70)]
 #: the address of the test DNS server named in resolv.conf
 RESOLVER = "127.0.0.53"
 
@@ -62,7 +64,7 @@ class Namespace:
         remove_stale()
         _run("ip", "netns", "add", self.name)
         _run("ip", "-n", self.name, "link", "set", "lo", "up")
-        for address in ADDRESSES + E2E_ADDRESSES:
+        for address in ADDRESSES + E2E_ADDRESSES + FLEET_ADDRESSES:
             _run("ip", "-n", self.name, "addr", "add", f"{address}/8", "dev", "lo")
         self.etc_dir.mkdir(parents=True, exist_ok=True)
         (self.etc_dir / "resolv.conf").write_text(f"nameserver {self.resolver}\noptions timeout:1 attempts:2\n")
