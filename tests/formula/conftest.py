@@ -66,9 +66,9 @@ class FormulaSandbox:
 
 @pytest.fixture(scope="session")
 def postfixadmin_module():
-    """_modules/postfixadmin.py imported directly: seeds a primary's database without a
+    """postfixadmin.* (_modules/postfixadmin*.py) imported directly: seeds a primary's database without a
     Salt loader (its functions need no Salt context when given `database`)."""
-    return salt_modules.load("modules", "postfixadmin")
+    return salt_modules.load_virtual("modules", "postfixadmin")
 
 
 @pytest.fixture

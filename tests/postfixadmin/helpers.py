@@ -22,6 +22,6 @@ def run_sql(settings, query, params=()):
 
 
 def load_module():
-    """_modules/postfixadmin.py imported without Salt's loader (given `database`, its
-    functions need no Salt context)."""
-    return salt_modules.load("modules", "postfixadmin")
+    """postfixadmin.* (_modules/postfixadmin*.py, merged as Salt's loader merges them)
+    imported without Salt's loader (given `database`, its functions need no Salt context)."""
+    return salt_modules.load_virtual("modules", "postfixadmin")
