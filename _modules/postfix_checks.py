@@ -4,13 +4,16 @@ defaults.yaml) before any state runs: every value that ends up in
 Dovecot's files (dovecot.conf, dovecot-sql.conf.ext), the DNS cache's
 configuration, the pgsql lookup tables and the database connections.
 
-map.jinja calls :py:func:`settings` on every render, so a bad value fails
-the whole run naming its key, before the first file is written. Pure: no
-other execution module, no reads of the host.
+map.jinja calls :py:func:`settings` when it builds the settings, so a bad
+value fails the whole run naming its key, before the first file is written;
+it builds them once per run and takes them from :py:func:`kept` in every
+other sls (the run's ``__context__``, which each state run starts afresh).
+Pure: no other execution module, no reads of the host.
 
 A value under a key named ``password`` is never shown in an error.
 """
 
+import copy
 import ipaddress
 import re
 
@@ -42,6 +45,8 @@ _SYSTEM_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _SECRET_KEY = "password"
 
 
+#: where settings() keeps checked settings for the run
+_KEPT = "postfix_checks.kept"
 #: postfix:fleet:role (postfix_fleet.ROLES)
 FLEET_ROLES = ("database", "primary", "backup")
 
@@ -257,11 +262,14 @@ def _dns_cache(settings):
     _absolute_path(f"{key}:pidfile", _get(settings, f"{key}:pidfile"))
 
 
-def settings(postfix):
+def settings(postfix, keep=None):
     """
     Check the merged formula settings POSTFIX (the ``postfix`` pillar tree over
     defaults.yaml, as map.jinja builds it); return True or raise
     SaltInvocationError naming the first bad key (``pillar postfix:KEY: ...``).
+    With ``keep`` (a name, e.g. ``postfix:base``: the formula's root and
+    saltenv), checked settings are kept for the rest of the run
+    (:py:func:`kept`).
 
     Checked: no control character anywhere (keys too); ports are integers
     1-65535; paths are absolute; Dovecot's sockets relative to the queue
@@ -287,4 +295,21 @@ def settings(postfix):
     _dovecot(postfix)
     _dns_cache(postfix)
     _one_of("fleet:role", _get(postfix, "fleet:role"), FLEET_ROLES, optional=True)
+    if keep is not None:
+        __context__.setdefault(_KEPT, {})[keep] = copy.deepcopy(postfix)
     return True
+
+
+def kept(name):
+    """
+    The settings :py:func:`settings` checked and kept as NAME in this run (a
+    copy), or None: map.jinja builds them once per run, not once per sls.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call postfix_checks.kept postfix:base
+    """
+    settings_kept = __context__.get(_KEPT, {}).get(name)
+    return copy.deepcopy(settings_kept) if settings_kept is not None else None

@@ -442,3 +442,50 @@ def expected(name, known=None, values=None, reason="", config_dir=None):
         return {**ret, "result": False, "comment": prefix + "; ".join(problems)}
     ret["comment"] = f"the installed Postfix has {what}"
     return ret
+
+
+def stock_main_cf(name, source):
+    """
+    Ensure main.cf exists: where there is none (Debian's "No configuration"
+    install), copy the stock one the package ships (SOURCE) into place, with
+    its mode. An existing main.cf is left alone, whatever it holds.
+
+    (A ``file.copy`` with ``onlyif`` would do the same, but Salt looks up
+    ``file.mod_run_check`` for any ``onlyif``, which loads every state and
+    execution module: seconds on every run.)
+
+    name
+        The path of main.cf.
+
+    source
+        The stock main.cf, e.g. ``/usr/share/postfix/main.cf.debian``. In test
+        mode before the package is installed it need not exist yet.
+
+    .. code-block:: yaml
+
+        postfix-package-main-cf-present:
+          postconf.stock_main_cf:
+            - name: /etc/postfix/main.cf
+            - source: /usr/share/postfix/main.cf.debian
+            - require:
+              - pkg: postfix-package-installed
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    if os.path.lexists(name):
+        ret["comment"] = f"{name} exists"
+        return ret
+    changes = {name: {"old": None, "new": f"copied from {source}"}}
+    if __opts__["test"]:
+        brought = "" if os.path.exists(source) else " (which the package brings)"
+        return {**ret, "result": None, "changes": changes, "comment": f"{name} would be copied from {source}{brought}"}
+    try:
+        with salt.utils.files.fopen(source, "rb") as handle:
+            contents = handle.read()
+        mode = os.stat(source).st_mode & 0o7777
+        os.makedirs(os.path.dirname(name), exist_ok=True)
+        with salt.utils.atomicfile.atomic_open(name, "wb") as handle:
+            handle.write(contents)
+        os.chmod(name, mode)
+    except OSError as exc:
+        return {**ret, "result": False, "comment": f"{name} is missing and could not be copied from {source}: {exc}"}
+    return {**ret, "changes": changes, "comment": f"{name} copied from {source}"}

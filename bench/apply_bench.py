@@ -14,9 +14,9 @@ a submission service, on a running Postfix, three ways:
 Each is timed on a first apply, a no-op re-apply and a re-apply with one
 parameter changed (medians of --rounds, interleaved), minus the median of
 ``salt-call test.ping``; the ratios formula/baseline are printed.
-saltstack-formulas/postfix-formula is compared too when a checkout of it is
-on disk (--community PATH, or /work/.mirror/saltstack-formulas+postfix-formula):
-its pillar keys ``postfix:config`` and ``postfix:master_config`` hold the same work.
+saltstack-formulas/postfix-formula (vendored in bench/community-formula, or
+--community PATH) does the same work from its pillar keys ``postfix:config``
+and ``postfix:master_config``.
 
 Scenario "pillar.example": the whole formula (PostgreSQL, lookup tables,
 Dovecot, quota) on a fresh sandbox: first apply, no-op, one change.
@@ -33,7 +33,6 @@ import pathlib
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,7 +61,7 @@ SUBMISSION_LINE = "submission/inet=submission inet n - n - - smtpd " + " ".join(
     f"-o {name}={value}" for name, value in SUBMISSION_OPTIONS.items())
 #: the parameter the "one change" re-applies toggle
 CHANGED = "smtpd_timeout"
-COMMUNITY_MIRROR = pathlib.Path("/work/.mirror/saltstack-formulas+postfix-formula")
+COMMUNITY = REPO / "bench" / "community-formula"  # saltstack-formulas/postfix-formula, vendored
 
 
 def median(values):
@@ -72,11 +71,12 @@ def median(values):
 class Method:
     """One way of applying the 30 parameters to its own running Postfix instance."""
 
-    def __init__(self, name, base, address):
-        self.name = name
-        self.instance = PostfixInstance(base / name.replace(" ", "-"), address=address).create()
+    name = None
+
+    def __init__(self, base, address):
+        self.instance = PostfixInstance(base / self.name.replace(" ", "-"), address=address).create()
         self.instance.start()
-        self.minion = Masterless(base / f"salt-{name.replace(' ', '-')}").write_config()
+        self.minion = Masterless(base / f"salt-{self.name.replace(' ', '-')}").write_config()
         self.times = {"first apply": [], "no-op": [], "one change": []}
 
     def params(self, variant):
@@ -95,6 +95,8 @@ class Method:
 
 
 class Formula(Method):
+    name = "formula"
+
     def apply(self, variant):
         self.minion.set_pillar({"postfix": {
             "config_dir": str(self.instance.config_dir),
@@ -124,6 +126,8 @@ def _submission_state(config_dir):
 
 
 class PostconfPerParameter(Method):
+    name = "postconf -e"
+
     def apply(self, variant):
         postconf = f"postconf -c {shlex.quote(str(self.instance.config_dir))}"
         states = {}
@@ -138,6 +142,8 @@ class PostconfPerParameter(Method):
 
 
 class Template(Method):
+    name = "template"
+
     def apply(self, variant):
         params = {**self.instance.host_parameters(), **self.params(variant)}
         contents = "".join(f"{name} = {value}\n" for name, value in params.items())
@@ -149,15 +155,29 @@ class Template(Method):
 
 
 class Community(Method):
-    """saltstack-formulas/postfix-formula from a checkout on disk (never fetched here)."""
+    """saltstack-formulas/postfix-formula from a checkout on disk (bench/community-formula)."""
 
-    def __init__(self, name, base, address, checkout):
+    name = "community formula"
+
+    def __init__(self, base, address, checkout):
         self.checkout = checkout
-        super().__init__(name, base, address)
+        super().__init__(base, address)
         root = self.minion.base / "file-root"
         link = root / "postfix"
         link.unlink()
         link.symlink_to(checkout / "postfix")
+        # Its postfix.config (which includes its package and service states) and,
+        # in place of its service state's reload, which needs systemd and so does
+        # not reach this sandbox instance, the `postfix reload` that reload runs.
+        config_dir = shlex.quote(str(self.instance.config_dir))
+        (root / "community_reloaded.sls").write_text(yaml.safe_dump({
+            "include": ["postfix.config"],
+            "community-reload": {"cmd.run": [
+                {"name": f"postfix -c {config_dir} reload"},
+                {"onchanges": [{"file": "postfix-config-file-managed-main.cf"},
+                               {"file": "postfix-config-file-managed-master.cf"}]},
+            ]},
+        }))
 
     def apply(self, variant):
         self.minion.set_pillar({"postfix": {
@@ -165,22 +185,9 @@ class Community(Method):
             "master_config": {"services": {"submission": {"enable": True, "args": [
                 f"-o {name}={value}" for name, value in SUBMISSION_OPTIONS.items()]}}},
             "config": self.params(variant),
-            "config_path": str(self.instance.config_dir),
+            "lookup": {"config_path": str(self.instance.config_dir)},
         }})
-        return self.minion.apply("postfix")
-
-
-def community_checkout(path):
-    """A directory with the community formula's postfix/ (a checkout, or a git mirror's tree)."""
-    if path and (path / "postfix" / "init.sls").exists():
-        return path
-    if COMMUNITY_MIRROR.exists():
-        target = pathlib.Path(tempfile.mkdtemp(prefix="community-formula-", dir="/var/tmp"))
-        subprocess.run(["git", "--git-dir", str(COMMUNITY_MIRROR), "archive", "HEAD", "postfix"],
-                       check=True, stdout=open(target / "tree.tar", "wb"))
-        subprocess.run(["tar", "-xf", "tree.tar"], cwd=target, check=True)
-        return target
-    return None
+        return self.minion.apply("community_reloaded")
 
 
 def ping_seconds(minion, rounds):
@@ -193,20 +200,23 @@ def ping_seconds(minion, rounds):
 
 
 def thirty_parameters(base, rounds, ping, checkout):
-    methods = [Formula("formula", base, "127.0.0.2"),
-               PostconfPerParameter("postconf -e", base, "127.0.0.3"),
-               Template("template", base, "127.0.0.4")]
-    if checkout:
-        methods.append(Community("community formula", base, "127.0.0.5", checkout))
-    for method in methods:
-        method.run("first apply", 0)
-    for index in range(rounds):
+    methods = []
+    try:
+        for method, address in ((Formula, "127.0.0.2"), (PostconfPerParameter, "127.0.0.3"),
+                                (Template, "127.0.0.4"), (Community, "127.0.0.5")):
+            methods.append(method(base, address, checkout) if method is Community else method(base, address))
         for method in methods:
-            method.run("no-op", 2 * index)
-            method.run("one change", 2 * index + 1)
-            method.run("no-op", 2 * index + 1)
-            method.run("one change", 2 * index + 2)
-    print(f"\n30 parameters + submission (medians of {rounds * 2}; seconds above test.ping = {ping:.2f}s)")
+            method.run("first apply", 0)
+        for index in range(rounds):
+            for method in methods:
+                method.run("no-op", 2 * index)
+                method.run("one change", 2 * index + 1)
+                method.run("no-op", 2 * index + 1)
+                method.run("one change", 2 * index + 2)
+    finally:
+        for method in methods:
+            method.instance.stop()
+    print(f"\n30 parameters + submission (first apply: one run, the others medians of {rounds * 2}; seconds above test.ping = {ping:.2f}s)")
     above = {method.name: {phase: median(times) - ping for phase, times in method.times.items()}
              for method in methods}
     print(f"{'method':<20}" + "".join(f"{phase:>14}" for phase in methods[0].times))
@@ -218,11 +228,6 @@ def thirty_parameters(base, rounds, ping, checkout):
         ratios = "  ".join(f"{phase} x{above['formula'][phase] / seconds:.2f}" if seconds > 0 else f"{phase} -"
                            for phase, seconds in above[other].items())
         print(f"formula / {other}: {ratios}")
-    if not checkout:
-        print("(the community formula comparison needs a checkout of saltstack-formulas/postfix-formula: "
-              f"--community PATH or {COMMUNITY_MIRROR})")
-    for method in methods:
-        method.instance.stop()
 
 
 def pillar_example(base, rounds, ping):
@@ -259,7 +264,8 @@ def pillar_example(base, rounds, ping):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--community", type=pathlib.Path, help="a checkout of saltstack-formulas/postfix-formula")
+    parser.add_argument("--community", type=pathlib.Path, help=f"another checkout of saltstack-formulas/postfix-formula "
+                        f"(default: {COMMUNITY.relative_to(REPO)})")
     parser.add_argument("--only", choices=["30", "example"], help="run one scenario")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -267,7 +273,7 @@ def main():
     namespace = Namespace().create().enter()
     base = pathlib.Path(tempfile.mkdtemp(prefix="apply-bench-", dir="/var/tmp"))
     base.chmod(0o755)
-    checkout = community_checkout(args.community)
+    checkout = args.community or COMMUNITY
     try:
         ping = ping_seconds(Masterless(base / "salt-ping").write_config(), max(3, args.rounds))
         if args.only in (None, "30"):
@@ -276,8 +282,6 @@ def main():
             pillar_example(base, args.rounds, ping)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-        if checkout and checkout != args.community:
-            shutil.rmtree(checkout, ignore_errors=True)
         namespace.delete()
 
 

@@ -127,8 +127,10 @@ def main():
         print(f"smtp-source, {args.sessions} sessions, {args.messages} messages, medians of {args.rounds}:")
         print(f"  stock Postfix        {stock_rate:8.0f} msg/s")
         print(f"  pillar.example       {configured_rate:8.0f} msg/s   ratio x{configured_rate / stock_rate:.2f}")
-        print(f"  during the bursts: at most {max(p.connections for p in peaks)} PostgreSQL connections, "
-              f"{max(p.proxymaps for p in peaks)} proxymap processes")
+        connections, proxymaps = max(p.connections for p in peaks), max(p.proxymaps for p in peaks)
+        per_proxymap = f"x{connections / proxymaps:.1f} the proxymap processes" if proxymaps else "no proxymap seen"
+        print(f"  during the bursts: at most {connections} PostgreSQL connections (Postfix's and Dovecot's), "
+              f"{proxymaps} proxymap processes: connections {per_proxymap}")
     finally:
         for instance in instances:
             instance.stop()

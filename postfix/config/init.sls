@@ -16,9 +16,15 @@ include:
 {%- for feature in ('postfixadmin', 'relay', 'dovecot', 'quota') if postfix[feature].enabled %}
   - {{ tplroot }}.{{ feature }}
 {%- endfor %}
+{#- tls and policy have nothing to do without a certificate or a policy service
+    (not rendering them saves every run their compile) #}
+{%- if salt['postfix_records.tls_files'](postfix) %}
   - {{ tplroot }}.tls
+{%- endif %}
   - {{ tplroot }}.maps
+{%- if postfix.policy.postgrey.enabled or postfix.policy.spf.enabled or postfix.policy.srs.enabled %}
   - {{ tplroot }}.policy
+{%- endif %}
 
 postfix-config-main-cf:
   postconf.parameters:

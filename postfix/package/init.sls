@@ -20,14 +20,9 @@ postfix-package-installed:
 {%- if postfix.lookup.main_cf_source %}
 
 postfix-package-main-cf-present:
-  file.copy:
+  postconf.stock_main_cf:
     - name: {{ postfix.config_dir }}/main.cf
     - source: {{ postfix.lookup.main_cf_source }}
-    - force: False
-    {#- the stock file comes with the package: not there before it is installed (test=True) #}
-    - onlyif:
-      - fun: file.file_exists
-        path: {{ postfix.lookup.main_cf_source }}
     - require:
       - pkg: postfix-package-installed
     - require_in:

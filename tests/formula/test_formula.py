@@ -339,5 +339,5 @@ def test_package_gives_an_instance_without_main_cf_debians_stock_one(formula_san
     rc, result = sandbox.masterless.apply("postfix.package")
     assert rc == 0, result
     changed = changed_states(result)
-    assert list(changed) == [f"file_|-postfix-package-main-cf-present_|-{main_cf}_|-copy"], "packages already there"
+    assert list(changed) == [f"postconf_|-postfix-package-main-cf-present_|-{main_cf}_|-stock_main_cf"], "packages already there"
     assert main_cf.read_bytes() == pathlib.Path("/usr/share/postfix/main.cf.debian").read_bytes()
