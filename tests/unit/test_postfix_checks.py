@@ -139,3 +139,22 @@ def test_bad_passwords_are_never_shown(key, secret):
     assert message.startswith(f"pillar postfix:{key}: ")
     assert "value not shown" in message
     assert secret.strip().split("\n")[0] not in message and "hidden" not in message
+
+
+def test_checked_settings_are_kept_for_the_run_as_copies(monkeypatch):
+    monkeypatch.setattr(checks, "__context__", {}, raising=False)
+    assert checks.kept("postfix:base") is None
+    built = settings()
+    assert checks.settings(built, keep="postfix:base") is True
+    kept = checks.kept("postfix:base")
+    assert kept == built and kept is not built
+    kept["config_dir"] = "/elsewhere"  # an sls changing its copy changes no other sls's
+    assert checks.kept("postfix:base")["config_dir"] == built["config_dir"]
+    assert checks.kept("other:base") is None
+
+
+def test_bad_settings_are_not_kept(monkeypatch):
+    monkeypatch.setattr(checks, "__context__", {}, raising=False)
+    with pytest.raises(SaltInvocationError):
+        checks.settings(settings(at("database", "postgres://x")), keep="postfix:base")
+    assert checks.kept("postfix:base") is None
