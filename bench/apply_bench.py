@@ -13,7 +13,8 @@ a submission service, on a running Postfix, three ways:
 
 Each is timed on a first apply, a no-op re-apply and a re-apply with one
 parameter changed (medians of --rounds, interleaved), minus the median of
-``salt-call test.ping``; the ratios formula/baseline are printed.
+``salt-call test.ping``; the ratios formula/baseline are printed, and Salt's own
+floor (state.apply of a single test.nop state, above test.ping).
 saltstack-formulas/postfix-formula (vendored in bench/community-formula, or
 --community PATH) does the same work from its pillar keys ``postfix:config``
 and ``postfix:master_config``.
@@ -184,19 +185,26 @@ class Community(Method):
             "manage_master_config": True,
             "master_config": {"services": {"submission": {"enable": True, "args": [
                 f"-o {name}={value}" for name, value in SUBMISSION_OPTIONS.items()]}}},
-            "config": self.params(variant),
+            # its main.cf template writes the whole file: the instance's own settings too
+            "config": {**self.instance.host_parameters(), **self.params(variant)},
             "lookup": {"config_path": str(self.instance.config_dir)},
         }})
         return self.minion.apply("community_reloaded")
 
 
-def ping_seconds(minion, rounds):
+def seconds(minion, rounds, *args):
     times = []
     for _ in range(rounds):
         started = time.monotonic()
-        minion.salt_call("test.ping", check=True)
+        minion.salt_call(*args, check=True)
         times.append(time.monotonic() - started)
     return median(times)
+
+
+def salt_floor(minion, rounds, ping):
+    """Seconds above test.ping of state.apply of one test.nop state: what any state run costs."""
+    (minion.write_file_root() / "nop.sls").write_text("nop:\n  test.nop: []\n")
+    return seconds(minion, rounds, "state.apply", "nop") - ping
 
 
 def thirty_parameters(base, rounds, ping, checkout):
@@ -275,7 +283,10 @@ def main():
     base.chmod(0o755)
     checkout = args.community or COMMUNITY
     try:
-        ping = ping_seconds(Masterless(base / "salt-ping").write_config(), max(3, args.rounds))
+        minion = Masterless(base / "salt-ping").write_config()
+        ping = seconds(minion, max(3, args.rounds), "test.ping")
+        print(f"test.ping {ping:.2f}s; state.apply of one test.nop state: {salt_floor(minion, max(3, args.rounds), ping):.2f}s "
+              "above it (Salt's own floor for any state run)")
         if args.only in (None, "30"):
             thirty_parameters(base, args.rounds, ping, checkout)
         if args.only in (None, "example"):
