@@ -76,6 +76,8 @@ def test_test_mode_predicts_the_files(predicted):
     main_cf = states["postfix-config-main-cf"]
     assert main_cf["result"] is None, main_cf
     assert "smtpd_banner" in str(main_cf["changes"]) + main_cf["comment"]
+    stock = states["postfix-package-main-cf-present"]  # the package brings the stock main.cf
+    assert stock["result"] is None and "/usr/share/postfix/main.cf.debian" in stock["comment"], stock
 
 
 def test_test_mode_installs_and_writes_nothing(predicted):
