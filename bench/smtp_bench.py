@@ -52,19 +52,24 @@ def smtp_source(address, sessions, messages):
 
 
 class Peak(threading.Thread):
-    """The most PostgreSQL connections and proxymap processes seen while running."""
+    """The most PostgreSQL connections (all, and those of LOOKUP_USER: Postfix's
+    lookup tables) and proxymap processes seen while running."""
 
-    def __init__(self, pg, dbname, instance):
+    def __init__(self, pg, dbname, lookup_user, instance):
         super().__init__(daemon=True)
-        self.pg, self.dbname = pg, dbname
+        self.pg, self.dbname, self.lookup_user = pg, dbname, lookup_user
         self.master = (instance.queue_dir / "pid" / "master.pid").read_text().strip()
-        self.connections = self.proxymaps = 0
+        self.connections = self.lookup_connections = self.proxymaps = 0
         self.done = threading.Event()
 
     def run(self):
         while not self.done.is_set():
-            count = self.pg.psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{self.dbname}'")
-            self.connections = max(self.connections, int(count))
+            counts = self.pg.psql(
+                f"SELECT count(*), count(*) FILTER (WHERE usename = '{self.lookup_user}') "
+                f"FROM pg_stat_activity WHERE datname = '{self.dbname}'")
+            every, lookup = (int(count) for count in counts.split("|"))
+            self.connections = max(self.connections, every)
+            self.lookup_connections = max(self.lookup_connections, lookup)
             proxymaps = subprocess.run(["pgrep", "-c", "-x", "-P", self.master, "proxymap"], capture_output=True, text=True).stdout
             self.proxymaps = max(self.proxymaps, int(proxymaps.strip() or 0))
             time.sleep(0.05)
@@ -88,7 +93,7 @@ def configured_instance(base, pg):
     rc, output = minion.apply("postfix")
     if rc != 0:
         raise RuntimeError(f"state.apply postfix failed: {output}")
-    return instance, database["dbname"]
+    return instance, database["dbname"], lookup_user["name"]
 
 
 def main():
@@ -110,13 +115,13 @@ def main():
         wait_for_port(*SINK)
         stock = stock_instance(base)
         instances.append(stock)
-        configured, dbname = configured_instance(base, pg)
+        configured, dbname, lookup_user = configured_instance(base, pg)
         instances.append(configured)
         rates = {"stock": [], "configured": []}
         peaks = []
         for _ in range(args.rounds):
             rates["stock"].append(args.messages / smtp_source(stock.address, args.sessions, args.messages))
-            peak = Peak(pg, dbname, configured)
+            peak = Peak(pg, dbname, lookup_user, configured)
             peak.start()
             rates["configured"].append(args.messages / smtp_source(configured.address, args.sessions,
                                                                    args.messages))
@@ -128,9 +133,11 @@ def main():
         print(f"  stock Postfix        {stock_rate:8.0f} msg/s")
         print(f"  pillar.example       {configured_rate:8.0f} msg/s   ratio x{configured_rate / stock_rate:.2f}")
         connections, proxymaps = max(p.connections for p in peaks), max(p.proxymaps for p in peaks)
-        per_proxymap = f"x{connections / proxymaps:.1f} the proxymap processes" if proxymaps else "no proxymap seen"
-        print(f"  during the bursts: at most {connections} PostgreSQL connections (Postfix's and Dovecot's), "
-              f"{proxymaps} proxymap processes: connections {per_proxymap}")
+        lookups = max(p.lookup_connections for p in peaks)
+        per_proxymap = f"x{lookups / proxymaps:.1f} the proxymap processes" if proxymaps else "no proxymap seen"
+        print(f"  during the bursts: at most {connections} PostgreSQL connections, {lookups} of them Postfix's "
+              f"lookup tables' (the others Dovecot's), {proxymaps} proxymap processes: "
+              f"Postfix's connections {per_proxymap}")
     finally:
         for instance in instances:
             instance.stop()
