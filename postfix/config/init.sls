@@ -22,7 +22,7 @@ include:
   - {{ tplroot }}.tls
 {%- endif %}
   - {{ tplroot }}.maps
-{%- if postfix.policy.postgrey.enabled or postfix.policy.spf.enabled or postfix.policy.srs.enabled %}
+{%- if postfix.policy.values() | selectattr('enabled') | list %}
   - {{ tplroot }}.policy
 {%- endif %}
 
