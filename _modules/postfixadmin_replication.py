@@ -247,22 +247,29 @@ _IDENTIFIER_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 class _Session:
     """One autocommit connection (CREATE SUBSCRIPTION runs outside a transaction block); errors masked."""
 
-    def __init__(self, database, *others):
+    def __init__(self, database, *others, what="postfixadmin database"):
         self.settings = _settings(database)
         self.others = [_settings(other) for other in others]
+        self.what = what
         self.conn = None
 
-    def _error(self, exc):
+    def _message(self, exc):
         message = _masked(str(exc).strip(), self.settings)
         for other in self.others:
             message = _masked(message, other)
-        return CommandExecutionError(f"postfixadmin database {_describe(self.settings)}: {message}")
+        return message
+
+    def _error(self, exc):
+        return CommandExecutionError(f"{self.what} {_describe(self.settings)}: {self._message(exc)}")
 
     def __enter__(self):
         try:
             self.conn = psycopg.connect(**self.settings, connect_timeout=10, row_factory=dict_row, autocommit=True)
         except psycopg.Error as exc:
-            raise self._error(exc) from None
+            raise CommandExecutionError(
+                f"cannot connect to {self.what} {_describe(self.settings)}, nothing was changed "
+                f"(not running yet?): {self._message(exc)}"
+            ) from None
         return self.conn
 
     def __exit__(self, exc_type, exc, traceback):
@@ -503,7 +510,7 @@ def _shown_conninfo(settings):
 
 def _source_domains(source, publication):
     """The source's domains, once it is shown to publish PUBLICATION (else: refused, saying so)."""
-    with _Session(source) as conn:
+    with _Session(source, what="the primary database") as conn:
         if _missing_tables(conn) or _published(conn, publication) is None:
             raise CommandExecutionError(
                 f"the primary database {_describe(_settings(source))} has no publication {publication} yet "

@@ -2,6 +2,8 @@
 trigger marks the copies; the relay tables on the backup answer for the
 primary's users within seconds, and no password hash reaches the backup."""
 
+import socket
+
 import psycopg
 import pytest
 from salt.exceptions import CommandExecutionError
@@ -182,6 +184,19 @@ def test_refused_while_the_primary_publishes_nothing(pfa, clean):
     assert primary.replicator["password"] not in str(error.value)
     assert pfa.subscription_status(SUBSCRIPTION, database=backup.superuser) is None
     assert backup.sql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'postfixadmin_backup_%'") == [(0,)]
+
+
+def test_refused_while_the_primary_database_is_not_running(pfa, clean):
+    """The backup applied before the primary's PostgreSQL runs: it fails naming the primary, and changes nothing."""
+    _, backup = clean
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        not_running = dict(clean[0].replicator, port=unused.getsockname()[1])
+    refused = r"cannot connect to the primary database pfa_sync@.*nothing was changed \(not running yet\?\)"
+    with pytest.raises(CommandExecutionError, match=refused) as error:
+        pfa.subscription_present(SUBSCRIPTION, not_running, PUBLICATION, database=backup.superuser)
+    assert not_running["password"] not in str(error.value)
+    assert pfa.subscription_status(SUBSCRIPTION, database=backup.superuser) is None
 
 
 def test_snapshot_copies_are_replaced_and_local_domains_refused(pfa, clean):
