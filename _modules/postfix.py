@@ -272,12 +272,15 @@ def listeners(config_dir=None):
     """
     config_dir = _config_dir(config_dir)
     found = []
+    inet_addresses = None
     for key, service in __salt__["postconf.services"](config_dir=config_dir).items():
         name, _, service_type = key.rpartition("/")
         if service_type != "inet":
             continue
         host, _, port = name.rpartition(":")
-        hosts = [host.strip("[]")] if host else _inet_addresses(config_dir)
+        if not host and inet_addresses is None:
+            inet_addresses = _inet_addresses(config_dir)
+        hosts = [host.strip("[]")] if host else inet_addresses
         try:
             number = int(port) if port.isdigit() else socket.getservbyname(port, "tcp")
         except OSError:

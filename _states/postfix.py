@@ -358,7 +358,7 @@ def _reload_taken(config_dir, log_offset, master=None, before=None):
             logged = ""
         if re.search(r"master\[\d+\]: (reload -- |fatal:|panic:)", logged):
             return True
-        time.sleep(STATUS_INTERVAL_SECONDS)
+        time.sleep(STATUS_INTERVAL_SECONDS / 5)
     return __salt__["postfix.status"](config_dir)
 
 
@@ -462,12 +462,11 @@ def _roll_back(ret, config_dir, config_files, failure):
 ACTIONS = {"start": ("running", "started"), "reload": ("reloaded", "reloaded"), "restart": ("restarted", "restarted")}
 
 
-def _take(ret, config_dir, config_files, action, why):
-    """Make Postfix take its configuration by ACTION (start, reload, restart), prove it
-    serves, and report; roll back to the last known-good configuration if it does not."""
+def _take(ret, instance, action, why):
+    """Make Postfix (INSTANCE) take its configuration by ACTION (start, reload, restart),
+    prove it serves, and report; roll back to the last known-good configuration if it does not."""
     new, verb = ACTIONS[action]
     changes = {"postfix": {"old": "stopped" if action == "start" else "running", "new": new}}
-    instance = _Instance(config_dir, config_files)
     if action == "restart":
         changes.update(instance.restart_changes() or {})
     if __opts__["test"]:
@@ -478,7 +477,7 @@ def _take(ret, config_dir, config_files, action, why):
     except CommandExecutionError as exc:
         problems = [str(exc)]
     if problems:
-        return _roll_back(ret, config_dir, config_files, f"Postfix {verb} ({why}) but does not serve: {'; '.join(problems)}")
+        return _roll_back(ret, instance.config_dir, instance.config_files, f"Postfix {verb} ({why}) but does not serve: {'; '.join(problems)}")
     ret.update(changes=changes, comment=f"Postfix {verb}: {why}")
     return ret
 
@@ -486,17 +485,17 @@ def _take(ret, config_dir, config_files, action, why):
 def _converge(ret, config_dir, config_files, watched=False):
     """Start a stopped Postfix; pay an owed restart or reload (or, WATCHED, the one a
     watched state's change asks for); else report it running."""
-    if not __salt__["postfix.status"](config_dir):
-        return _take(ret, config_dir, config_files, "start", "it was not running")
     instance = _Instance(config_dir, config_files)
+    if not __salt__["postfix.status"](config_dir):
+        return _take(ret, instance, "start", "it was not running")
     restart = instance.restart_changes()
     if restart is None:
-        return _take(ret, config_dir, config_files, "restart", "no record of the parameters it was started with")
+        return _take(ret, instance, "restart", "no record of the parameters it was started with")
     if restart:
-        return _take(ret, config_dir, config_files, "restart", f"{', '.join(restart)} changed")
+        return _take(ret, instance, "restart", f"{', '.join(restart)} changed")
     owed = _reload_owed(instance.config_directory, instance.config_files)
     if owed or watched:
-        return _take(ret, config_dir, config_files, "reload", owed or "a watched state changed")
+        return _take(ret, instance, "reload", owed or "a watched state changed")
     ret["comment"] = "Postfix is running on its configuration"
     return ret
 
