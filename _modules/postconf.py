@@ -222,9 +222,16 @@ def _verify_main(changes, config_dir):
         raise CommandExecutionError(f"postconf did not apply main.cf parameter(s): {', '.join(missed)}")
 
 
+def _restriction_classes(wanted):
+    """The names smtpd_restriction_classes declares (Postfix knows them as parameters)."""
+    return [name for name in re.split(r"[\s,]+", wanted.get("smtpd_restriction_classes") or "") if name]
+
+
 def _apply_main(wanted, config_dir, user_defined, test):
     in_use, unused = _read_main(config_dir)
-    _check_known([name for name, value in wanted.items() if value is not None], in_use, user_defined, config_dir)
+    user_defined = [user_defined] if isinstance(user_defined, str) else list(user_defined or ())
+    names = [name for name, value in wanted.items() if value is not None]
+    _check_known(names, in_use, [*user_defined, *_restriction_classes(wanted)], config_dir)
     changes = _main_changes(wanted, {**unused, **in_use})
     if changes and not test:
         _write_main(changes, config_dir)
@@ -388,7 +395,9 @@ def set_(params, config_dir=None, user_defined=None, test=False):
 
     user_defined
         Names Postfix does not know that are wanted anyway, e.g. parameters
-        master.cf refers to as ``$name``. Any other unknown name is refused.
+        master.cf refers to as ``$name`` (the restriction classes
+        ``smtpd_restriction_classes`` names are known). Any other unknown
+        name is refused.
 
     test
         Only report what would change.

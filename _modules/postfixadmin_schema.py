@@ -381,3 +381,54 @@ def schema_init(lookup_user=None, database=None):
         for table, columns in grants:
             _grant(conn, table, columns, lookup_user)
         return _schema_report(objects, grants, lookup_user)
+
+
+#: Not postfixadmin's: each mailbox's usage as Dovecot's quota_clone plugin copies
+#: it (absolute values; postfixadmin's quota2 adds every write to the row), read
+#: by the formula's quota check so quota-status is asked only near the quota.
+QUOTA_USAGE_TABLE = """
+    CREATE TABLE quota_usage (
+        username character varying(255) NOT NULL,
+        bytes bigint NOT NULL DEFAULT 0,
+        messages bigint NOT NULL DEFAULT 0,
+        CONSTRAINT quota_usage_pkey PRIMARY KEY (username)
+    )
+"""
+
+
+def quota_usage_table(lookup_user=None, database=None, dry_run=False):
+    """
+    The formula's own table ``quota_usage`` (username, bytes, messages) in
+    the postfixadmin database: Dovecot's quota_clone plugin writes each
+    mailbox's usage there, and the quota check (Postfix's ``quota_check``
+    lookup table) reads it so Dovecot's quota-status is asked only about
+    mailboxes that are near their quota. Created where missing, and
+    ``lookup_user`` (the lookup tables' role; it must exist) may read it.
+    Returns what was done (``dry_run``: what would be), ``{}`` when nothing
+    is to do: ``{"created": "table quota_usage", "granted": "SELECT ON
+    quota_usage TO ROLE"}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' postfixadmin.quota_usage_table lookup_user=postfix dry_run=True
+    """
+    with _Transaction(database, read_only=dry_run) as conn:
+        if lookup_user is not None and not _role_exists(conn, _text("lookup_user", lookup_user, 63)):
+            raise SaltInvocationError(f"lookup role {lookup_user!r} does not exist")
+        changes = {}
+        missing = not _table_exists(conn, "quota_usage")
+        if missing:
+            changes["created"] = "table quota_usage"
+        grants = []
+        if lookup_user is not None:
+            grants = _missing_grants(conn, lookup_user, ["quota_usage"] if missing else [], {"quota_usage": None})
+        if grants:
+            changes["granted"] = _grant_text("quota_usage", None, lookup_user)
+        if not dry_run:
+            if missing:
+                conn.execute(QUOTA_USAGE_TABLE)
+            if grants:
+                _grant(conn, "quota_usage", None, lookup_user)
+        return changes

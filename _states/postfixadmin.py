@@ -310,6 +310,18 @@ def schema(name, lookup_user=None, database=None):
     return _run(ret, flow)
 
 
+def quota_usage_table(name, lookup_user=None, database=None):
+    """
+    The formula's table ``quota_usage`` (Dovecot's quota_clone copy of each
+    mailbox's usage, which the quota check reads) is in the database and
+    ``lookup_user`` can read it; see ``postfixadmin.quota_usage_table``.
+    """
+    return _dry_run_flow(
+        name, "postfixadmin.quota_usage_table", "the quota_usage table", "made",
+        secrets=[_password_of(database)], lookup_user=lookup_user, database=database,
+    )
+
+
 def backup_synced(name, source, target=None):
     """
     This backup MX's postfixadmin database (``target``; None: the minion's

@@ -11,7 +11,10 @@ PostgreSQL connections open and proxymap processes running during the burst.
 The configured instance uses the HELO preset ``mynetworks`` instead of
 pillar.example's ``strict`` (strict looks the client's HELO name up in DNS,
 and the bench runs in a namespace without a resolver); everything else is
-pillar.example's.
+pillar.example's. Before the bursts the recipient's mailbox gets one message
+through Dovecot's LMTP, as a mailbox in use has: Dovecot has copied its
+usage into the database, so the quota check knows whether to ask
+quota-status (a mailbox never delivered to is always asked).
 
 Run as root: ``.venv/bin/python bench/smtp_bench.py [--rounds 3]``.
 """
@@ -20,12 +23,15 @@ import argparse
 import os
 import pathlib
 import shutil
+import smtplib
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+import psycopg
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -53,7 +59,9 @@ def smtp_source(address, sessions, messages):
 
 class Peak(threading.Thread):
     """The most PostgreSQL connections (all, and those of LOOKUP_USER: Postfix's
-    lookup tables) and proxymap processes seen while running."""
+    lookup tables) and proxymap processes seen while running. Sampled cheaply (one
+    open connection, /proc read in process), so the sampling does not slow the
+    instance it watches."""
 
     def __init__(self, pg, dbname, lookup_user, instance):
         super().__init__(daemon=True)
@@ -62,17 +70,27 @@ class Peak(threading.Thread):
         self.connections = self.lookup_connections = self.proxymaps = 0
         self.done = threading.Event()
 
+    def _proxymaps(self):
+        count = 0
+        for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue
+            name, fields = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+            count += name == "proxymap" and fields[1] == self.master
+        return count
+
     def run(self):
-        while not self.done.is_set():
-            counts = self.pg.psql(
-                f"SELECT count(*), count(*) FILTER (WHERE usename = '{self.lookup_user}') "
-                f"FROM pg_stat_activity WHERE datname = '{self.dbname}'")
-            every, lookup = (int(count) for count in counts.split("|"))
-            self.connections = max(self.connections, every)
-            self.lookup_connections = max(self.lookup_connections, lookup)
-            proxymaps = subprocess.run(["pgrep", "-c", "-x", "-P", self.master, "proxymap"], capture_output=True, text=True).stdout
-            self.proxymaps = max(self.proxymaps, int(proxymaps.strip() or 0))
-            time.sleep(0.05)
+        query = ("SELECT count(*), count(*) FILTER (WHERE usename = %s) FROM pg_stat_activity "
+                 "WHERE datname = %s AND pid <> pg_backend_pid()")
+        with psycopg.connect(self.pg.superuser_dsn(), autocommit=True) as conn:
+            while not self.done.is_set():
+                every, lookup = conn.execute(query, (self.lookup_user, self.dbname)).fetchone()
+                self.connections = max(self.connections, every)
+                self.lookup_connections = max(self.lookup_connections, lookup)
+                self.proxymaps = max(self.proxymaps, self._proxymaps())
+                time.sleep(0.2)
 
 
 def stock_instance(base):
@@ -96,6 +114,18 @@ def configured_instance(base, pg):
     return instance, database["dbname"], lookup_user["name"]
 
 
+def deliver_once(instance, pg, dbname):
+    """One message for RECIPIENT through Dovecot's LMTP socket; wait until its usage is in quota_usage."""
+    lmtp = smtplib.LMTP(str(instance.queue_dir / "private" / "dovecot-lmtp"))
+    lmtp.sendmail("bench@example.org", [RECIPIENT], "Subject: usage\n\nusage\n")
+    lmtp.quit()
+    deadline = time.monotonic() + 10
+    while not pg.psql(f"SELECT bytes FROM quota_usage WHERE username = '{RECIPIENT}'", dbname=dbname):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Dovecot did not copy {RECIPIENT}'s usage into quota_usage")
+        time.sleep(0.1)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -117,6 +147,7 @@ def main():
         instances.append(stock)
         configured, dbname, lookup_user = configured_instance(base, pg)
         instances.append(configured)
+        deliver_once(configured, pg, dbname)
         rates = {"stock": [], "configured": []}
         peaks = []
         for _ in range(args.rounds):

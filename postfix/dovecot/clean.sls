@@ -17,5 +17,6 @@ postfix-dovecot-clean-config-absent:
     - names:
       - {{ dovecot.config_dir }}/dovecot.conf
       - {{ dovecot.config_dir }}/dovecot-sql.conf.ext
+      - {{ dovecot.config_dir }}/dovecot-dict-sql.conf.ext
     - require:
       - pidfile_service: postfix-dovecot-clean-service-dead

@@ -10,9 +10,12 @@
 {%- set dovecot = postfix.dovecot %}
 {%- set dovecot_conf = dovecot.config_dir ~ "/dovecot.conf" %}
 {%- set sql_config = dovecot.config_dir ~ "/dovecot-sql.conf.ext" %}
+{%- set dict_config = dovecot.config_dir ~ "/dovecot-dict-sql.conf.ext" %}
+{%- set lookup_user = postfix.postfixadmin.lookup_user %}
 
 include:
   - {{ tplroot }}.package
+  - {{ tplroot }}.postfixadmin.schema
 {%- if postfix.performance.queue.directory %}
   - {{ tplroot }}.performance.queue
 {%- endif %}
@@ -89,6 +92,31 @@ postfix-dovecot-sql-file-managed:
     - context:
         database: {{ postfix.database | json }}
         dovecot: {{ dovecot | json }}
+        tplroot: {{ tplroot }}
+    - require:
+      - pkg: postfix-dovecot-package-installed
+      - file: postfix-dovecot-config-directory
+
+postfix-dovecot-quota-usage-table:
+  postfixadmin.quota_usage_table:
+    - name: {{ postfix.database.dbname }}
+    - lookup_user: {{ (lookup_user.name if lookup_user else None) | json }}
+    - database: {{ postfix.database | json }}
+    - require:
+      - sls: {{ tplroot }}.postfixadmin.schema
+
+postfix-dovecot-dict-file-managed:
+  file.managed:
+    - name: {{ dict_config }}
+    - source: salt://{{ tplroot }}/dovecot/files/dovecot-dict-sql.conf.ext.jinja
+    - template: jinja
+    - user: root
+    - group: dovecot
+    - mode: "0640"
+    - show_changes: False
+    - context:
+        database: {{ postfix.database | json }}
+        tplroot: {{ tplroot }}
     - require:
       - pkg: postfix-dovecot-package-installed
       - file: postfix-dovecot-config-directory
@@ -106,10 +134,13 @@ postfix-dovecot-config-file-managed:
         dovecot: {{ dovecot | json }}
         queue_directory: {{ queue_directory | json }}
         sql_config: {{ sql_config | json }}
+        dict_config: {{ dict_config | json }}
         quota_message: {{ postfix.quota.message | json }}
     - require:
       - pkg: postfix-dovecot-package-installed
       - file: postfix-dovecot-sql-file-managed
+      - file: postfix-dovecot-dict-file-managed
+      - postfixadmin: postfix-dovecot-quota-usage-table
       - file: postfix-dovecot-mail-root-directory
       - file: postfix-dovecot-socket-directories
 
@@ -119,9 +150,10 @@ postfix-dovecot-service-running:
     - start: [dovecot, -c, {{ dovecot_conf }}]
     - reload: [doveadm, -c, {{ dovecot_conf }}, reload]
     - pidfile: {{ dovecot.base_dir }}/master.pid
-    - config_files: {{ [dovecot_conf, sql_config] | json }}
+    - config_files: {{ [dovecot_conf, sql_config, dict_config] | json }}
     - connect: {{ [[dovecot.imap_listen.address, dovecot.imap_listen.port],
                   [dovecot.quota_status_listen.address, dovecot.quota_status_listen.port]] | json }}
     - watch:
       - file: postfix-dovecot-config-file-managed
       - file: postfix-dovecot-sql-file-managed
+      - file: postfix-dovecot-dict-file-managed

@@ -3,10 +3,15 @@
 Stock Postfix has no VDA patch, so `backend: auto` means Dovecot's maildir
 quota: delivery keeps `maildirsize` in MAIL_ROOT/DOMAIN/USER/, and the
 quota-status policy service refuses mail for a full mailbox at RCPT time.
+Dovecot copies each mailbox's usage into the database (quota_clone), and
+Postfix asks quota-status only about mailboxes near their quota.
 """
 
 from tests.e2e import mail
-from tests.e2e.topology import DOMAIN, ROOMY, SMALL, UNLIMITED
+from tests.e2e.polling import wait_until
+from tests.e2e.topology import DOMAIN, ROOMY, SMALL, SPACIOUS, UNLIMITED, UNTOUCHED
+from tests.harness.procs import run
+from tests.postfixadmin.helpers import run_sql
 
 #: pillar.example's quota:message (quota is enabled there, backend auto)
 QUOTA_MESSAGE = "Sorry, the recipients mailbox is currently full. Please try again later."
@@ -53,3 +58,51 @@ def test_a_mailbox_with_room_still_takes_the_same_message(primary):
 def test_quota_zero_means_unlimited(primary):
     for _ in range(2):
         deliver_and_wait(primary, UNLIMITED, size=1024 * 1024)
+
+
+def usage_in_maildirsize(site, mailbox):
+    """(bytes, messages) Dovecot counts for MAILBOX: maildirsize's lines after the quota line, summed."""
+    lines = (site.maildir(mailbox.address) / "maildirsize").read_text().splitlines()[1:]
+    rows = [tuple(int(field) for field in line.split()) for line in lines if line.strip()]
+    return sum(row[0] for row in rows), sum(row[1] for row in rows)
+
+
+def usage_in_database(site, mailbox):
+    rows = run_sql(site.database, "SELECT bytes, messages FROM quota_usage WHERE username = %s", (mailbox.address,))
+    return rows[0] if rows else None
+
+
+def asked_about(site, mailbox):
+    """What Postfix's quota check answers for MAILBOX: the restriction class that asks
+    quota-status, or None (not asked), through the lookup table main.cf names."""
+    table = site.postconf("smtpd_recipient_restrictions").removeprefix("check_recipient_access ")
+    assert table.endswith("/quota_check.cf"), table
+    found = run(["postmap", "-c", str(site.instance.config_dir), "-q", mailbox.address, table], check=False)
+    assert found.returncode in (0, 1), found.stderr
+    return found.stdout.strip() or None
+
+
+def test_dovecot_copies_each_mailboxs_usage_into_the_database(primary):
+    for _ in range(2):
+        deliver_and_wait(primary, ROOMY, size=3000)
+        copied = wait_until(lambda: usage_in_database(primary, ROOMY) == usage_in_maildirsize(primary, ROOMY),
+                            timeout=10)
+        assert copied, (usage_in_database(primary, ROOMY), usage_in_maildirsize(primary, ROOMY))
+    assert usage_in_database(primary, ROOMY)[1] >= 2
+
+
+def test_quota_status_is_asked_only_about_mailboxes_near_their_quota(primary):
+    limit = int(primary.postconf("message_size_limit"))
+    assert primary.postconf("quota_status") == f"check_policy_service inet:{primary.address}:12340"
+    deliver_and_wait(primary, SPACIOUS)
+    assert wait_until(lambda: usage_in_database(primary, SPACIOUS), timeout=10), "SPACIOUS's usage not copied"
+    assert usage_in_database(primary, SPACIOUS)[0] + limit <= SPACIOUS.quota
+    assert asked_about(primary, SPACIOUS) is None, "room for the largest message: nothing to ask"
+    assert asked_about(primary, UNLIMITED) is None
+    assert SMALL.quota < limit and asked_about(primary, SMALL) == "quota_status"
+    assert usage_in_database(primary, UNTOUCHED) is None
+    assert asked_about(primary, UNTOUCHED) == "quota_status", "usage not known yet: ask"
+    with mail.session(primary.address) as (smtp, _):
+        smtp.ehlo("client.example.test")
+        assert mail.reply(smtp.mail(mail.SENDER, ["SIZE=12000"]))[0] == 250
+        assert mail.reply(smtp.rcpt(SPACIOUS.address))[0] == 250

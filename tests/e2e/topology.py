@@ -47,11 +47,14 @@ class Mailbox:
 
 ALICE = Mailbox("alice")
 BOB = Mailbox("bob")
-#: quota test mailboxes: 10 MiB, 20000 bytes, unlimited
+#: quota test mailboxes: 10 MiB, 20000 bytes, unlimited; 100 MiB (over
+#: pillar.example's 20 MB message_size_limit) delivered to and never delivered to
 ROOMY = Mailbox("roomy", quota=10 * 1024 * 1024)
 SMALL = Mailbox("small", quota=20000)
 UNLIMITED = Mailbox("unlimited", quota=0)
-MAILBOXES = (ALICE, BOB, ROOMY, SMALL, UNLIMITED)
+SPACIOUS = Mailbox("spacious", quota=100 * 1024 * 1024)
+UNTOUCHED = Mailbox("untouched", quota=100 * 1024 * 1024)
+MAILBOXES = (ALICE, BOB, ROOMY, SMALL, UNLIMITED, SPACIOUS, UNTOUCHED)
 
 
 def mail_domain_pillar(*mailboxes, domain=DOMAIN):

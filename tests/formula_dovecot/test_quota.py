@@ -12,8 +12,12 @@ def site(make_dovecot_site):
     return make_dovecot_site(None, "127.0.0.33")
 
 
+#: a database that is never reached (show_sls only renders; the vda check runs before anything)
+UNUSED = {"host": "127.0.0.1", "port": 5432, "dbname": "never-created", "user": "nobody"}
+
+
 def show_sls(site, **overrides):
-    site.minion.set_pillar(site.pillar(**overrides))
+    site.minion.set_pillar(site.pillar(**{"database": UNUSED, **overrides}))
     return site.minion.salt_call("state.show_sls", "postfix.quota")
 
 
@@ -22,13 +26,13 @@ def test_stock_postfix_gets_dovecot_quota(site, backend):
     rc, states, _ = show_sls(site, quota={"enabled": True, "backend": backend})
     assert rc == 0, states
     assert "postfix-dovecot-service-running" in states
+    assert "postfix-quota_status-table-quota_check" in states
     assert "postfix-package-vda-patch-present" not in states
 
 
 def test_vda_on_stock_postfix_is_refused(site):
     # the check runs before anything else: the database is never reached
-    unused = {"host": "127.0.0.1", "port": 5432, "dbname": "never-created", "user": "nobody"}
-    rc, result = site.apply("postfix.quota", quota={"enabled": True, "backend": "vda"}, database=unused)
+    rc, result = site.apply("postfix.quota", quota={"enabled": True, "backend": "vda"}, database=UNUSED)
     assert rc != 0
     assert "quota:backend" in json.dumps(result) and "VDA" in json.dumps(result)
     assert not site.dovecot_dir.exists()

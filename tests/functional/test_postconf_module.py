@@ -143,6 +143,18 @@ def test_set_refuses_bad_input_and_writes_nothing(postconf, config, params, name
     assert config.snapshot() == before
 
 
+def test_restriction_classes_are_known_with_smtpd_restriction_classes(postconf, config):
+    """Postfix knows the classes smtpd_restriction_classes lists: set together, no declaring needed."""
+    wanted = {"smtpd_restriction_classes": "near_quota, strict", "near_quota": "check_policy_service inet:127.0.0.1:9",
+              "strict": "reject"}
+    changes = postconf.set(wanted, config_dir=str(config))
+    assert set(changes) == set(wanted)
+    assert config.postconf("-h", "near_quota").strip() == "check_policy_service inet:127.0.0.1:9"
+    assert postconf.set(wanted, config_dir=str(config)) == {}
+    with pytest.raises(SaltInvocationError, match="unknown Postfix parameter.*: other_class"):
+        postconf.set({"smtpd_restriction_classes": "near_quota", "other_class": "reject"}, config_dir=str(config))
+
+
 def test_set_refuses_a_malformed_user_defined_name(postconf, config):
     with pytest.raises(SaltInvocationError, match="not a name"):
         postconf.set({"biff": "no"}, config_dir=str(config), user_defined=["not a name"])

@@ -60,10 +60,12 @@ def other_database(pg, roles):
 
 @pytest.fixture(scope="session")
 def schema_database(pg, roles):
-    """One database schema_init completed (lookup role granted), shared by the session:
+    """One database schema_init completed (and the formula's quota_usage table; lookup role
+    granted), shared by the session:
     a CREATE DATABASE per test costs more than the test."""
     settings = _fresh_database(pg)
     load_module().schema_init(lookup_user=LOOKUP, database=settings)
+    load_module().quota_usage_table(lookup_user=LOOKUP, database=settings)
     return settings
 
 
@@ -75,7 +77,8 @@ def pfa(modules):
 @pytest.fixture
 def schema(schema_database):
     """The database with the schema in place and the lookup role granted, emptied for this test."""
-    run_sql(schema_database, "TRUNCATE domain, alias, mailbox, alias_domain, domain_admins, log, vacation CASCADE")
+    run_sql(schema_database,
+            "TRUNCATE domain, alias, mailbox, alias_domain, domain_admins, log, vacation, quota_usage CASCADE")
     return schema_database
 
 

@@ -6,9 +6,13 @@ import time
 
 import pytest
 
+from tests.harness import salt_modules
+
 from .helpers import LOOKUP_PASSWORD, QUERIES, run_sql
 
 QUOTA = 1073741824
+#: the message_size_limit the quota check's query is made for
+SIZE_LIMIT = 10240000
 HOSTILE = "x' OR '1'='1@primary.test"
 HEADER = "# Managed by Salt (postfixadmin.lookup_table). Do not edit.\n"
 
@@ -39,6 +43,12 @@ def seeded(pfa, schema):
     pfa.domain_add("catch.test", database=schema)
     pfa.mailbox_add("alice@primary.test", "pw", quota=QUOTA, database=schema)
     pfa.mailbox_add("bob@primary.test", "pw", active=False, database=schema)
+    # the quota check: carol has room for the largest message, dave not, erin has no quota
+    for name, quota in (("carol", QUOTA), ("dave", QUOTA), ("erin", 0)):
+        pfa.mailbox_add(f"{name}@primary.test", "pw", quota=quota, database=schema)
+    run_sql(schema, """INSERT INTO quota_usage (username, bytes, messages) VALUES
+        ('carol@primary.test', %s, 1), ('dave@primary.test', %s, 9), ('erin@primary.test', %s, 9)""",
+            (QUOTA - SIZE_LIMIT, QUOTA - SIZE_LIMIT + 1, QUOTA))
     pfa.alias_add("info@primary.test", ["alice@primary.test"], database=schema)
     pfa.alias_add("@catch.test", ["alice@primary.test"], database=schema)
     for domain in ("alias.test", "catchalias.test", "offalias.test"):
@@ -52,7 +62,9 @@ def seeded(pfa, schema):
 @pytest.fixture
 def tables(seeded, lookup_database, tmp_path):
     """Every standard lookup table as lookup_table writes it (see the 0640 test): name -> path."""
-    return {name: write_table(tmp_path / f"{name}.cf", entry["query"], lookup_database)
+    records = salt_modules.load("modules", "postfix_records")
+    settings = {"hardening": {"message_size_limit": SIZE_LIMIT}, "main": {}}
+    return {name: write_table(tmp_path / f"{name}.cf", records.table_query(settings, entry["query"]), lookup_database)
             for name, entry in QUERIES.items()}
 
 
@@ -90,6 +102,13 @@ EXPECTED = [
     ("virtual_alias_domain_mailbox_maps", "alice@offalias.test", None),
     ("virtual_alias_domain_mailbox_maps", "alice@primary.test", None),
     ("virtual_alias_domain_mailbox_maps", "alice@x' OR '1'='1", None),
+    ("quota_check", "alice@primary.test", "quota_status"),  # no usage known yet
+    ("quota_check", "carol@primary.test", None),
+    ("quota_check", "dave@primary.test", "quota_status"),
+    ("quota_check", "erin@primary.test", None),
+    ("quota_check", "bob@primary.test", None),
+    ("quota_check", "primary.test", None),
+    ("quota_check", HOSTILE, None),
 ]
 
 

@@ -171,3 +171,32 @@ def test_domain_delete_blocked_by_another_postfixadmin_table_deletes_nothing(pfa
         pfa.domain_delete("example.test", database=database)
     assert pfa.mailbox_get("alice@example.test", database=database) is not None
     assert pfa.alias_get("alice@example.test", database=database) is not None
+
+
+def test_quota_usage_table_is_made_once_beside_postfixadmins_schema(pfa, postfixadmin_database):
+    """The formula's own table, also on a database postfixadmin made (its schema left as it was)."""
+    database = postfixadmin_database
+    before = catalog(database)
+    wanted = {"created": "table quota_usage", "granted": f"SELECT ON quota_usage TO {LOOKUP}"}
+    assert pfa.quota_usage_table(lookup_user=LOOKUP, database=database, dry_run=True) == wanted
+    assert run_sql(database, "SELECT to_regclass('quota_usage')") == [(None,)]
+    assert pfa.quota_usage_table(lookup_user=LOOKUP, database=database) == wanted
+    assert pfa.quota_usage_table(lookup_user=LOOKUP, database=database) == {}
+    after = catalog(database)
+    assert [row for row in after["columns"] if row[0] != "quota_usage"] == before["columns"]
+    assert [row[1] for row in after["columns"] if row[0] == "quota_usage"] == ["username", "bytes", "messages"]
+    # Dovecot's quota_clone sets absolute values: a second write replaces the first
+    for usage in ((100, 1), (40, 2)):
+        run_sql(database, """INSERT INTO quota_usage (username, bytes, messages) VALUES ('a@x.test', %s, %s)
+                             ON CONFLICT (username) DO UPDATE SET bytes = EXCLUDED.bytes, messages = EXCLUDED.messages""",
+                usage)
+    lookup = lookup_role(database)
+    assert run_sql(lookup, "SELECT bytes, messages FROM quota_usage") == [(40, 2)]
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        run_sql(lookup, "DELETE FROM quota_usage")
+
+
+def test_quota_usage_table_refuses_an_unknown_lookup_role(pfa, database):
+    with pytest.raises(SaltInvocationError, match="lookup role 'nobody_here' does not exist"):
+        pfa.quota_usage_table(lookup_user="nobody_here", database=database)
+    assert run_sql(database, "SELECT to_regclass('quota_usage')") == [(None,)]

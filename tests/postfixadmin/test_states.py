@@ -18,6 +18,20 @@ def test_schema_state(states, pfa, database):
     assert (again.result, again.changes) == (True, {})
 
 
+def test_quota_usage_table_state(states, database):
+    kwargs = dict(name="quota_usage", lookup_user=LOOKUP, database=database)
+    predicted = states.postfixadmin.quota_usage_table(test=True, **kwargs)
+    assert predicted.result is None
+    assert predicted.changes == {"created": "table quota_usage", "granted": f"SELECT ON quota_usage TO {LOOKUP}"}
+    assert run_sql(database, "SELECT to_regclass('quota_usage')") == [(None,)]
+
+    applied = states.postfixadmin.quota_usage_table(**kwargs)
+    assert (applied.result, applied.changes) == (True, predicted.changes)
+    again = states.postfixadmin.quota_usage_table(**kwargs)
+    assert (again.result, again.changes) == (True, {})
+    assert database["password"] not in str(applied.raw)
+
+
 def test_domain_state(states, pfa, schema):
     kwargs = dict(name="example.test", description="Example", backupmx=True, database=schema)
     predicted = states.postfixadmin.domain_present(test=True, **kwargs)

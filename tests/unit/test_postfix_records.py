@@ -161,17 +161,37 @@ def test_postfixadmin_without_dovecot_delivers_with_virtual():
     assert params["virtual_mailbox_base"] == "/var/vmail"
 
 
-def test_dovecot_quota_adds_the_policy_service():
+def test_dovecot_quota_asks_the_policy_service_through_the_quota_check():
     params = main(quota={"enabled": True, "backend": "auto"}, postfixadmin={"enabled": True}, dovecot={"enabled": True})
-    assert params["smtpd_recipient_restrictions"] == "check_policy_service inet:127.0.0.1:12340"
+    assert params["smtpd_recipient_restrictions"] == "check_recipient_access proxy:pgsql:/etc/postfix/pgsql/quota_check.cf"
+    assert params["smtpd_restriction_classes"] == "quota_status"
+    assert params["quota_status"] == "check_policy_service inet:127.0.0.1:12340"
     assert params["virtual_transport"] == "lmtp:unix:private/dovecot-lmtp"
+
+
+def test_the_quota_class_joins_restriction_classes_of_raw_main():
+    params = main(quota={"enabled": True, "backend": "dovecot"}, main={"smtpd_restriction_classes": "mine", "mine": "permit"})
+    assert params["smtpd_restriction_classes"] == "mine, quota_status"
+    assert main(quota={"enabled": False}, main={"smtpd_restriction_classes": "mine"})["smtpd_restriction_classes"] == "mine"
+
+
+@pytest.mark.parametrize("raw, expected", [({}, "20971520"), ({"message_size_limit": 1000}, "1000"),
+                                           ({"message_size_limit": "2000"}, "2000"), ({"message_size_limit": 0}, "mailbox.quota")])
+def test_the_quota_check_bound_is_the_largest_message_postfix_takes(raw, expected):
+    query = records.table_query(settings(main=raw), "SELECT $message_size_limit")
+    assert query == f"SELECT {expected}"
+
+
+def test_a_bad_message_size_limit_is_named():
+    with pytest.raises(SaltInvocationError, match=r"postfix:main:message_size_limit: must be a number of bytes.*-1"):
+        records.message_size_limit(settings(main={"message_size_limit": -1}))
 
 
 def test_dovecot_quota_policy_service_must_be_dovecots_quota_status():
     quota = {"enabled": True, "backend": "dovecot"}
     listen = {"quota_status_listen": {"address": "127.0.0.5", "port": 10030}}
     params = main(quota={**quota, "policy_service": "inet:127.0.0.5:10030"}, dovecot=listen)
-    assert params["smtpd_recipient_restrictions"] == "check_policy_service inet:127.0.0.5:10030"
+    assert params["quota_status"] == "check_policy_service inet:127.0.0.5:10030"
     refusal = r"postfix:quota:policy_service \(inet:127.0.0.1:12340\) must be inet:127.0.0.5:10030 or null"
     with pytest.raises(SaltInvocationError, match=refusal):
         main(quota={**quota, "policy_service": "inet:127.0.0.1:12340"}, dovecot=listen)
@@ -342,7 +362,7 @@ def test_table_files_by_feature():
         name: f"/srv/maps/{name}.cf"
         for name in ("relay_domains", "relay_recipient_maps", "virtual_mailbox_domains", "virtual_mailbox_maps",
                      "virtual_alias_domain_mailbox_maps", "virtual_alias_maps", "virtual_alias_domain_maps",
-                     "virtual_alias_domain_catchall_maps", "virtual_mailbox_limit_maps")
+                     "virtual_alias_domain_catchall_maps", "virtual_mailbox_limit_maps", "quota_check")
     }
     with pytest.raises(SaltInvocationError, match="unknown feature 'quota'"):
         records.feature_tables("quota")
