@@ -167,8 +167,7 @@ def _wanted_parameters(params):
 
 
 def _check_known(names, in_use, user_defined, config_dir):
-    """Refuse names Postfix does not know unless declared user-defined."""
-    user_defined = [user_defined] if isinstance(user_defined, str) else user_defined or ()
+    """Refuse names Postfix does not know unless declared user-defined (a list)."""
     declared = {_checked_name(name, "user-defined parameter name") for name in user_defined}
     unknown = set(names) - set(in_use) - declared
     if unknown:

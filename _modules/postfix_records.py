@@ -158,6 +158,11 @@ def _enabled(settings, name):
     return _yes_no(f"{name}:enabled", _get(settings, f"{name}:enabled")) == "yes"
 
 
+def _items(params, name):
+    """The comma-separated items of main.cf parameter NAME in PARAMS (none when unset)."""
+    return [item.strip() for item in (params.get(name) or "").split(",") if item.strip()]
+
+
 def _restriction_list(key, value, classes=()):
     """A non-empty list of restrictions whose names Postfix knows (or lookup tables,
     or restriction CLASSES): an unknown name would make smtpd answer every RCPT
@@ -396,8 +401,8 @@ def _policy_quota(settings):
         )
     # quota-status costs ~2 ms of CPU per request (Dovecot 2.3 rereads its
     # whole configuration for each): only mailboxes near their quota are asked
+    # (main() adds the class to smtpd_restriction_classes, after postfix:main)
     return {
-        "smtpd_restriction_classes": QUOTA_STATUS_CLASS,
         QUOTA_STATUS_CLASS: f"check_policy_service {quota_status}",
         "smtpd_recipient_restrictions": f"check_recipient_access {_map(settings, 'quota_check')}",
     }
@@ -405,7 +410,7 @@ def _policy_quota(settings):
 
 def _with_restriction_class(params, name):
     """PARAMS with NAME among smtpd_restriction_classes (postfix:main may list its own)."""
-    classes = [item.strip() for item in (params.get("smtpd_restriction_classes") or "").split(",") if item.strip()]
+    classes = _items(params, "smtpd_restriction_classes")
     if name not in classes:
         params = {**params, "smtpd_restriction_classes": ", ".join([*classes, name])}
     return params
@@ -1076,7 +1081,7 @@ def with_policy_services(settings, params):
     params = {**params, **{name: value for name, value in _srs(settings).items() if name not in raw}}
     checks = _policy_checks(settings)
     if checks and "smtpd_recipient_restrictions" not in raw:
-        current = [item.strip() for item in (params.get("smtpd_recipient_restrictions") or "").split(",") if item.strip()]
+        current = _items(params, "smtpd_recipient_restrictions")
         restrictions = [*POLICY_PRELUDE, *(item for item in current if item not in POLICY_PRELUDE), *checks]
         params["smtpd_recipient_restrictions"] = ", ".join(restrictions)
     return params
