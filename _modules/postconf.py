@@ -16,6 +16,7 @@ Input is validated before anything is written; a bad item raises
 ``SaltInvocationError`` naming it.
 """
 
+import hashlib
 import logging
 import os
 import pathlib
@@ -238,6 +239,29 @@ def _apply_main(wanted, config_dir, user_defined, test):
     return changes
 
 
+#: in a read cache, the key marking that it holds every parameter (postconf's full listing)
+COMPLETE = "*"
+
+
+def _values_read(config_dir):
+    """{name: effective value} postconf printed during this run for CONFIG_DIR's
+    main.cf as it reads now (with COMPLETE once it printed them all): a cache
+    that starts empty whenever main.cf's content changed. Postfix's own
+    config_dir (None) is not cached."""
+    if config_dir is None:
+        return {}
+    try:
+        with salt.utils.files.fopen(os.path.join(config_dir, "main.cf"), "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return {}
+    key = f"postconf.values:{config_dir}"
+    cached = __context__.get(key)
+    if cached is None or cached[0] != digest:
+        cached = __context__[key] = (digest, {})
+    return cached[1]
+
+
 def get(name, config_dir=None):
     """
     Return the effective value of one main.cf parameter (its setting, or Postfix's default).
@@ -256,13 +280,18 @@ def get(name, config_dir=None):
         salt '*' postconf.get message_size_limit config_dir=/etc/postfix-out
     """
     _checked_name(name)
+    values = _values_read(config_dir)
+    if name in values:
+        return values[name]
     result = _postconf(["-h", name], config_dir)
     if _is_unknown(name, result):
         unused = _unused_main_parameters(result["stderr"])
-        if name in unused:
-            return unused[name]
-        raise SaltInvocationError(f"unknown Postfix parameter: {name}")
-    return result["stdout"]
+        if name not in unused:
+            raise SaltInvocationError(f"unknown Postfix parameter: {name}")
+        values[name] = unused[name]
+    else:
+        values[name] = result["stdout"]
+    return values[name]
 
 
 def default(name, config_dir=None):
@@ -372,8 +401,15 @@ def show(config_dir=None, defaults=False):
         salt '*' postconf.show
         salt '*' postconf.show defaults=True
     """
+    values = _values_read(config_dir) if defaults else {}
+    if COMPLETE in values:  # postconf printed every parameter for this main.cf already
+        return {name: value for name, value in values.items() if name != COMPLETE}
     result = _postconf([] if defaults else ["-n"], config_dir)
-    return {**_unused_main_parameters(result["stderr"]), **_name_value_lines(result["stdout"])}
+    parameters = {**_unused_main_parameters(result["stderr"]), **_name_value_lines(result["stdout"])}
+    if defaults:
+        values.update(parameters)
+        values[COMPLETE] = True
+    return parameters
 
 
 def set_(params, config_dir=None, user_defined=None, test=False):

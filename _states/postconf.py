@@ -432,8 +432,11 @@ def expected(name, known=None, values=None, reason="", config_dir=None):
                 __salt__["postconf.default"](parameter, config_dir=config_dir)
             except SaltInvocationError:
                 problems.append(f"the installed Postfix does not know {parameter}")
+        if values:
+            # the full listing, which postfix.running reads later in the run anyway
+            effective = __salt__["postconf.show"](config_dir=config_dir, defaults=True)
         for parameter, value in values.items():
-            current = __salt__["postconf.get"](parameter, config_dir=config_dir)
+            current = effective.get(parameter)
             if current != str(value):
                 problems.append(f"{parameter} is {current!r}, not {str(value)!r}")
     except CommandExecutionError as exc:

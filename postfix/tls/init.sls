@@ -4,8 +4,8 @@
     checked by postfix_tls.certificate before main.cf points at them (a key
     not matching its certificate, an expired certificate: refused naming the
     file), written from tls:cert_pem/key_pem, or, for labs, made self-signed
-    with Salt's x509_v2 states (tls:self_signed). A new pair reloads
-    Postfix. Nothing here without a certificate. #}
+    by postfix_tls.self_signed (tls:self_signed), which checks the pair
+    itself. A new pair reloads Postfix. Nothing here without a certificate. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import postfix with context %}
 {%- set files = salt['postfix_records.tls_files'](postfix) %}
@@ -19,46 +19,31 @@ include:
 {%-   if self_signed.enabled %}
 {%-     set common_name = self_signed.common_name or grains['fqdn'] %}
 
-postfix-tls-self-signed-key:
-  x509.private_key_managed:
-    - name: {{ files.key }}
-    - algo: rsa
-    - keysize: 2048
-    - makedirs: true
-    - user: root
-    - group: root
-    - mode: '0600'
-
 postfix-tls-self-signed-certificate:
-  x509.certificate_managed:
+  postfix_tls.self_signed:
     - name: {{ files.cert }}
-    - signing_private_key: {{ files.key }}
-    - CN: {{ common_name | json }}
-    - subjectAltName: {{ ('DNS:' ~ common_name) | json }}
-    - basicConstraints: critical, CA:false
+    - key: {{ files.key }}
+    - common_name: {{ common_name | json }}
     - days_valid: {{ self_signed.days_valid }}
     - days_remaining: {{ self_signed.days_remaining }}
-    - user: root
-    - group: root
-    - mode: '0644'
-    - require:
-      - x509: postfix-tls-self-signed-key
     - require_in:
-      - postfix_tls: postfix-tls-certificate
+      - postconf: postfix-config-main-cf
     - watch_in:
       - postfix: postfix-service-running
-{%-   endif %}
+
+{%-   else %}
 
 postfix-tls-certificate:
   postfix_tls.certificate:
     - name: {{ files.cert }}
     - key: {{ files.key }}
-{%-   if postfix.tls.cert_pem %}
+{%-     if postfix.tls.cert_pem %}
     - cert_pem: {{ postfix.tls.cert_pem | json }}
     - key_pem: {{ postfix.tls.key_pem | json }}
-{%-   endif %}
+{%-     endif %}
     - require_in:
       - postconf: postfix-config-main-cf
     - watch_in:
       - postfix: postfix-service-running
+{%-   endif %}
 {%- endif %}

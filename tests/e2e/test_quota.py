@@ -73,8 +73,8 @@ def usage_in_database(site, mailbox):
 
 
 def asked_about(site, mailbox):
-    """What Postfix's quota check answers for MAILBOX: the restriction class that asks
-    quota-status, or None (not asked), through the lookup table main.cf names."""
+    """What Postfix's quota check answers for MAILBOX through the lookup table main.cf
+    names: the restriction class that asks quota-status, or DUNNO (not asked)."""
     table = site.postconf("smtpd_recipient_restrictions").removeprefix("check_recipient_access ")
     assert table.endswith("/quota_check.cf"), table
     found = run(["postmap", "-c", str(site.instance.config_dir), "-q", mailbox.address, table], check=False)
@@ -97,8 +97,8 @@ def test_quota_status_is_asked_only_about_mailboxes_near_their_quota(primary):
     deliver_and_wait(primary, SPACIOUS)
     assert wait_until(lambda: usage_in_database(primary, SPACIOUS), timeout=10), "SPACIOUS's usage not copied"
     assert usage_in_database(primary, SPACIOUS)[0] + limit <= SPACIOUS.quota
-    assert asked_about(primary, SPACIOUS) is None, "room for the largest message: nothing to ask"
-    assert asked_about(primary, UNLIMITED) is None
+    assert asked_about(primary, SPACIOUS) == "DUNNO", "room for the largest message: nothing to ask"
+    assert asked_about(primary, UNLIMITED) == "DUNNO"
     assert SMALL.quota < limit and asked_about(primary, SMALL) == "quota_status"
     assert usage_in_database(primary, UNTOUCHED) is None
     assert asked_about(primary, UNTOUCHED) == "quota_status", "usage not known yet: ask"

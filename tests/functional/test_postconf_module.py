@@ -37,6 +37,24 @@ def test_get_returns_setting_and_default(postconf, config):
     assert postconf.get("biff", config_dir=str(config)) == "yes"
 
 
+def test_get_reads_postconf_once_per_main_cf_content(postconf, config, postconf_calls):
+    """A run asks for the same parameters from several states: postconf runs again
+    only when main.cf's content changed, whoever changed it."""
+    assert postconf.get("biff", config_dir=str(config)) == "yes"
+    assert postconf.get("biff", config_dir=str(config)) == "yes"
+    assert postconf_calls() == ["-h biff"]
+    everything = postconf.show(config_dir=str(config), defaults=True)
+    postconf_calls.reset()
+    assert postconf.show(config_dir=str(config), defaults=True) == everything
+    assert postconf.get("queue_directory", config_dir=str(config)) == everything["queue_directory"]
+    assert postconf_calls() == [], "the full listing answers later reads"
+    text = config.main_cf.read_text()
+    config.main_cf.write_text(text + "biff = no\n")  # not through postconf, same second
+    assert postconf.get("biff", config_dir=str(config)) == "no"
+    config.main_cf.write_text(text + "biff = on\n")  # the same size again
+    assert postconf.get("biff", config_dir=str(config)) == "on"
+
+
 def test_get_refuses_unknown_and_malformed_names(postconf, config):
     with pytest.raises(SaltInvocationError, match="smtpd_helo_requird"):
         postconf.get("smtpd_helo_requird", config_dir=str(config))
