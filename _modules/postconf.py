@@ -246,13 +246,14 @@ COMPLETE = "*"
 def _values_read(config_dir):
     """{name: effective value} postconf printed during this run for CONFIG_DIR's
     main.cf as it reads now (with COMPLETE once it printed them all): a cache
-    that starts empty whenever main.cf's content changed. Postfix's own
-    config_dir (None) is not cached."""
-    if config_dir is None:
+    that starts empty whenever main.cf's content or the Postfix build changed.
+    Postfix's own config_dir (None) is not cached."""
+    build = _build()
+    if config_dir is None or build is None:
         return {}
     try:
         with salt.utils.files.fopen(os.path.join(config_dir, "main.cf"), "rb") as handle:
-            digest = hashlib.sha256(handle.read()).hexdigest()
+            digest = (build, hashlib.sha256(handle.read()).hexdigest())
     except OSError:
         return {}
     key = f"postconf.values:{config_dir}"
@@ -324,14 +325,22 @@ def default(name, config_dir=None):
 DEFAULTS_CACHE = ("postconf", "proxy_read_maps.json")
 
 
-def _default_proxy_read_maps(config_dir):
-    """postconf -d's proxy_read_maps: a fixed text per Postfix build, so it is read once
-    per postconf binary (its path, size and mtime) and kept in the minion's cache."""
+def _build():
+    """The postconf binary's path, size and mtime (None if it cannot be found):
+    what Postfix's defaults depend on."""
     binary = salt.utils.path.which("postconf") or "postconf"
     try:
         info = os.stat(binary)
-        build = f"{binary}:{info.st_size}:{info.st_mtime_ns}"
     except OSError:
+        return None
+    return f"{binary}:{info.st_size}:{info.st_mtime_ns}"
+
+
+def _default_proxy_read_maps(config_dir):
+    """postconf -d's proxy_read_maps: a fixed text per Postfix build, so it is read once
+    per postconf binary (see _build) and kept in the minion's cache."""
+    build = _build()
+    if build is None:
         return default("proxy_read_maps", config_dir)
     path = os.path.join(__opts__["cachedir"], *DEFAULTS_CACHE)
     try:
