@@ -285,7 +285,7 @@ def self_signed(name, key, common_name, days_valid=365, days_remaining=30):
     changes = {}
     if private_key is None:
         changes["key"] = {"old": "present" if key_data else None, "new": "created"}
-        problem = "its key is new"
+        problem = "for a new key"
     else:
         problem = _self_signed_problem(cert_data, private_key, common_name, days_remaining)
     if problem:
