@@ -239,28 +239,24 @@ def _apply_main(wanted, config_dir, user_defined, test):
     return changes
 
 
-#: in a read cache, the key marking that it holds every parameter (postconf's full listing)
-COMPLETE = "*"
-
-
-def _values_read(config_dir):
-    """{name: effective value} postconf printed during this run for CONFIG_DIR's
-    main.cf as it reads now (with COMPLETE once it printed them all): a cache
-    that starts empty whenever main.cf's content or the Postfix build changed.
-    Postfix's own config_dir (None) is not cached."""
+def _read_cache(config_dir):
+    """What postconf printed during this run for CONFIG_DIR's main.cf as it reads now:
+    ``{"values": {name: effective value}, "complete": True once it printed them all}``,
+    started anew whenever main.cf's content or the Postfix build changed. Postfix's
+    own config_dir (None) is not cached: a throwaway entry."""
     build = _build()
     if config_dir is None or build is None:
-        return {}
+        return {"values": {}, "complete": False}
     try:
         with salt.utils.files.fopen(os.path.join(config_dir, "main.cf"), "rb") as handle:
             digest = (build, hashlib.sha256(handle.read()).hexdigest())
     except OSError:
-        return {}
-    key = f"postconf.values:{config_dir}"
-    cached = __context__.get(key)
-    if cached is None or cached[0] != digest:
-        cached = __context__[key] = (digest, {})
-    return cached[1]
+        return {"values": {}, "complete": False}
+    key = f"postconf.read:{config_dir}"
+    entry = __context__.get(key)
+    if entry is None or entry["digest"] != digest:
+        entry = __context__[key] = {"digest": digest, "values": {}, "complete": False}
+    return entry
 
 
 def get(name, config_dir=None):
@@ -281,7 +277,7 @@ def get(name, config_dir=None):
         salt '*' postconf.get message_size_limit config_dir=/etc/postfix-out
     """
     _checked_name(name)
-    values = _values_read(config_dir)
+    values = _read_cache(config_dir)["values"]
     if name in values:
         return values[name]
     result = _postconf(["-h", name], config_dir)
@@ -410,14 +406,14 @@ def show(config_dir=None, defaults=False):
         salt '*' postconf.show
         salt '*' postconf.show defaults=True
     """
-    values = _values_read(config_dir) if defaults else {}
-    if COMPLETE in values:  # postconf printed every parameter for this main.cf already
-        return {name: value for name, value in values.items() if name != COMPLETE}
+    cache = _read_cache(config_dir) if defaults else None
+    if cache and cache["complete"]:
+        return dict(cache["values"])
     result = _postconf([] if defaults else ["-n"], config_dir)
     parameters = {**_unused_main_parameters(result["stderr"]), **_name_value_lines(result["stdout"])}
-    if defaults:
-        values.update(parameters)
-        values[COMPLETE] = True
+    if cache:
+        cache["values"].update(parameters)
+        cache["complete"] = True
     return parameters
 
 

@@ -432,9 +432,8 @@ def expected(name, known=None, values=None, reason="", config_dir=None):
                 __salt__["postconf.default"](parameter, config_dir=config_dir)
             except SaltInvocationError:
                 problems.append(f"the installed Postfix does not know {parameter}")
-        if values:
-            # the full listing, which postfix.running reads later in the run anyway
-            effective = __salt__["postconf.show"](config_dir=config_dir, defaults=True)
+        # the full listing, which postfix.running reads later in the run anyway
+        effective = __salt__["postconf.show"](config_dir=config_dir, defaults=True) if values else {}
         for parameter, value in values.items():
             current = effective.get(parameter)
             if current != str(value):

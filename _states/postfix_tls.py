@@ -90,17 +90,24 @@ def _public_bytes(public_key):
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def _unusable(cert, key, cert_path, key_path):
+    """Why CERT and KEY are no usable pair now, naming the file; None if they are."""
+    if _public_bytes(key.public_key()) != _public_bytes(cert.public_key()):
+        return f"the key in {key_path} does not match the certificate in {cert_path}"
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if cert.not_valid_after_utc < now:
+        return f"the certificate in {cert_path} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    if cert.not_valid_before_utc > now:
+        return f"the certificate in {cert_path} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+    return None
+
+
 def _check(cert_data, key_data, cert_path, key_path):
     """The certificate's fingerprint, if the pair is usable now; else _Refused naming the file."""
     cert = _load_cert(cert_data, cert_path)
-    key = _load_key(key_data, key_path)
-    if _public_bytes(key.public_key()) != _public_bytes(cert.public_key()):
-        raise _Refused(f"the key in {key_path} does not match the certificate in {cert_path}")
-    now = datetime.datetime.now(datetime.timezone.utc)
-    if cert.not_valid_after_utc < now:
-        raise _Refused(f"the certificate in {cert_path} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
-    if cert.not_valid_before_utc > now:
-        raise _Refused(f"the certificate in {cert_path} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+    problem = _unusable(cert, _load_key(key_data, key_path), cert_path, key_path)
+    if problem:
+        raise _Refused(problem)
     return cert.fingerprint(hashes.SHA256()).hex(":")
 
 
@@ -220,23 +227,22 @@ def _names(cert):
     return common_names, alt_names.get_values_for_type(x509.DNSName)
 
 
-def _self_signed_problem(cert_data, key, common_name, days_remaining):
+def _self_signed_problem(cert_data, key, common_name, days_remaining, cert_path, key_path):
     """Why the certificate in CERT_DATA is not the one to keep for KEY and COMMON_NAME, or None."""
     if cert_data is None:
-        return "missing"
+        return f"{cert_path} is missing"
     try:
         cert = x509.load_pem_x509_certificate(cert_data)
     except ValueError:
-        return "not a PEM certificate"
-    if _public_bytes(cert.public_key()) != _public_bytes(key.public_key()):
-        return "not for its key"
+        return f"{cert_path} holds no PEM certificate"
+    problem = _unusable(cert, key, cert_path, key_path)
+    if problem:
+        return problem
     if _names(cert) != ([common_name], [common_name]):
-        return f"not for {common_name}"
-    now = datetime.datetime.now(datetime.timezone.utc)
-    if cert.not_valid_before_utc > now:
-        return "not valid yet"
-    if cert.not_valid_after_utc < now + datetime.timedelta(days=days_remaining):
-        return f"expires on {cert.not_valid_after_utc:%Y-%m-%d}"
+        return f"the certificate in {cert_path} is not for {common_name}"
+    soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=days_remaining)
+    if cert.not_valid_after_utc < soon:
+        return f"the certificate in {cert_path} expires on {cert.not_valid_after_utc:%Y-%m-%d}"
     return None
 
 
@@ -285,9 +291,9 @@ def self_signed(name, key, common_name, days_valid=365, days_remaining=30):
     changes = {}
     if private_key is None:
         changes["key"] = {"old": "present" if key_data else None, "new": "created"}
-        problem = "for a new key"
+        problem = f"the key in {key} is new"
     else:
-        problem = _self_signed_problem(cert_data, private_key, common_name, days_remaining)
+        problem = _self_signed_problem(cert_data, private_key, common_name, days_remaining, name, key)
     if problem:
         changes["certificate"] = {"old": _fingerprint(cert_data, name), "new": f"self-signed for {common_name}"}
     elif not (_file_ok(name, cert_data, 0o644) and _file_ok(key, key_data, 0o600)):
@@ -295,7 +301,7 @@ def self_signed(name, key, common_name, days_valid=365, days_remaining=30):
     if not changes:
         ret["comment"] = f"the self-signed certificate {name} for {common_name} is in place"
         return ret
-    why = f" (certificate {problem})" if problem else ""
+    why = f" ({problem})" if problem else ""
     if __opts__["test"]:
         ret.update(result=None, changes=changes, comment=f"{', '.join(sorted(changes))} would be written{why}")
         return ret
