@@ -404,8 +404,30 @@ def _policy_quota(settings):
     # (main() adds the class to smtpd_restriction_classes, after postfix:main)
     return {
         QUOTA_STATUS_CLASS: f"check_policy_service {quota_status}",
-        "smtpd_recipient_restrictions": f"check_recipient_access {_map(settings, 'quota_check')}",
+        "smtpd_recipient_restrictions": ", ".join(_quota_restrictions(settings)),
     }
+
+
+def _quota_restrictions(settings):
+    """The quota check (OK for mailboxes with room, quota_status near their quota),
+    then Postfix's own check for every other recipient (aliases, unknown users)."""
+    return [f"check_recipient_access {_map(settings, 'quota_check')}", "reject_unlisted_recipient"]
+
+
+def _recipient_validation(settings, params):
+    """
+    PARAMS with ``smtpd_reject_unlisted_recipient = no`` when
+    ``smtpd_recipient_restrictions`` is the quota check alone: its OK vouches
+    for the mailbox and its reject_unlisted_recipient checks everyone else, so
+    Postfix's implicit check after the list would only look the mailbox up
+    again. Any other list (policy services' permits before the quota check, or
+    postfix:main's own) keeps Postfix's check, as does postfix:main setting it.
+    """
+    if "smtpd_reject_unlisted_recipient" in _mapping(settings, "main"):
+        return params
+    if _items(params, "smtpd_recipient_restrictions") == _quota_restrictions(settings):
+        return {**params, "smtpd_reject_unlisted_recipient": "no"}
+    return params
 
 
 def _with_restriction_class(params, name):
@@ -533,7 +555,7 @@ def main(settings, mem_total=None):
     params = merge(params, _raw_main(settings))
     if backend == "dovecot":
         params = _with_restriction_class(params, QUOTA_STATUS_CLASS)
-    return with_everyday_features(settings, params)
+    return _recipient_validation(settings, with_everyday_features(settings, params))
 
 
 def _sasl_path(settings):
@@ -1065,11 +1087,11 @@ def _srs(settings):
 def with_policy_services(settings, params):
     """
     ``params`` with the enabled policy services (``policy:postgrey``,
-    ``policy:spf``) appended to ``smtpd_recipient_restrictions`` after
+    ``policy:spf``) in ``smtpd_recipient_restrictions`` after
     permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
-    (and what the formula put there, e.g. the quota check), and SRS's
-    canonical maps (``policy:srs``). ``postfix:main`` setting
-    ``smtpd_recipient_restrictions`` itself wins.
+    and before what the formula put there (the quota check, whose OK ends
+    the list), and SRS's canonical maps (``policy:srs``). ``postfix:main``
+    setting ``smtpd_recipient_restrictions`` itself wins.
 
     CLI Example:
 
@@ -1082,7 +1104,7 @@ def with_policy_services(settings, params):
     checks = _policy_checks(settings)
     if checks and "smtpd_recipient_restrictions" not in raw:
         current = _items(params, "smtpd_recipient_restrictions")
-        restrictions = [*POLICY_PRELUDE, *(item for item in current if item not in POLICY_PRELUDE), *checks]
+        restrictions = [*POLICY_PRELUDE, *checks, *(item for item in current if item not in POLICY_PRELUDE)]
         params["smtpd_recipient_restrictions"] = ", ".join(restrictions)
     return params
 

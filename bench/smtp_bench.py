@@ -4,9 +4,15 @@ check), measured interleaved in one run.
 
 smtp-source (Debian's postfix package) sends --messages messages over
 --sessions parallel sessions to each instance; both relay what they accept to
-one smtp-sink, so only acceptance is measured. Printed: messages per second for
-each, the ratio configured/stock, and for the configured one the most
-PostgreSQL connections open and proxymap processes running during the burst.
+one smtp-sink, so only acceptance is measured. Before every burst both queues
+are empty (what the last burst accepted has been relayed), and the order of
+the two bursts alternates by round, so neither instance pays for the other's
+work. Printed: messages per second for each (medians), the median of the
+rounds' ratios configured/stock, CPU time per message (the whole machine's,
+over each burst), the SQL queries per message Postfix's lookups send
+(PostgreSQL's statement log over one more burst of 200 messages), and the
+most PostgreSQL connections open and proxymap processes running during one
+more burst of --messages (sampled every 0.1 s, outside the timed bursts).
 
 The configured instance uses the HELO preset ``mynetworks`` instead of
 pillar.example's ``strict`` (strict looks the client's HELO name up in DNS,
@@ -16,11 +22,13 @@ through Dovecot's LMTP, as a mailbox in use has: Dovecot has copied its
 usage into the database, so the quota check knows whether to ask
 quota-status (a mailbox never delivered to is always asked).
 
-Run as root: ``.venv/bin/python bench/smtp_bench.py [--rounds 3]``.
+Run as root: ``.venv/bin/python bench/smtp_bench.py [--rounds 7]``.
 """
 
 import argparse
+import collections
 import os
+import re
 import pathlib
 import shutil
 import smtplib
@@ -49,12 +57,67 @@ RECIPIENT = "postmaster@example.com"
 
 
 def smtp_source(address, sessions, messages):
-    """Seconds smtp-source takes to hand MESSAGES messages to ADDRESS:25."""
-    started = time.monotonic()
+    """Run smtp-source: MESSAGES messages to ADDRESS:25 over SESSIONS parallel sessions."""
     subprocess.run(["smtp-source", "-s", str(sessions), "-m", str(messages), "-l", "1024",
                     "-M", "client.example.org", "-f", "bench@example.org", "-t", RECIPIENT, f"{address}:25"],
                    check=True, capture_output=True, timeout=600)
-    return time.monotonic() - started
+
+
+def busy_ticks():
+    """CPU time the whole machine has spent busy, in clock ticks (/proc/stat)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        user, nice, system, _idle, _iowait, irq, softirq = map(int, stat.readline().split()[1:8])
+    return user + nice + system + irq + softirq
+
+
+def drained(instance, timeout=120):
+    """Wait until INSTANCE's queue is empty: everything it accepted has been relayed."""
+    deadline = time.monotonic() + timeout
+    while any(files for directory in ("maildrop", "incoming", "active", "deferred")
+              for _, _, files in os.walk(instance.queue_dir / directory)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{instance.base}: the queue did not drain in {timeout} s")
+        time.sleep(0.1)
+
+
+def burst(instance, sessions, messages):
+    """(messages per second, CPU milliseconds per message) of one burst into INSTANCE."""
+    drained(instance)
+    ticks, started = busy_ticks(), time.monotonic()
+    smtp_source(instance.address, sessions, messages)
+    seconds, ticks = time.monotonic() - started, busy_ticks() - ticks
+    return messages / seconds, ticks * 1000 / os.sysconf("SC_CLK_TCK") / messages
+
+
+def table_queries(instance):
+    """{lookup table name: a pattern of the statements its query sends} for the pgsql tables
+    the formula wrote into INSTANCE's configuration directory."""
+    patterns = {}
+    for table in sorted((instance.config_dir / "pgsql").glob("*.cf")):
+        query = re.search(r"^query = (.*)$", table.read_text(), re.MULTILINE).group(1)
+        patterns[table.stem] = re.compile(re.sub(r"%[sud]", ".*?", re.escape(query)) + "$")
+    return patterns
+
+
+def queries_per_message(pg, instance, messages=200):
+    """{lookup table: statements per message} Postfix's lookups sent during a burst of MESSAGES,
+    from PostgreSQL's statement log (log_statement = all for the burst only)."""
+    drained(instance)
+    offset = pg.logfile.stat().st_size
+    pg.psql("ALTER SYSTEM SET log_statement = 'all'")
+    pg.psql("SELECT pg_reload_conf()")
+    try:
+        smtp_source(instance.address, 5, messages)
+        time.sleep(0.5)
+    finally:
+        pg.psql("ALTER SYSTEM RESET log_statement")
+        pg.psql("SELECT pg_reload_conf()")
+    with open(pg.logfile, encoding="utf-8", errors="replace") as log:
+        log.seek(offset)
+        statements = re.findall(r"statement: (SELECT .*)$", log.read(), re.MULTILINE)
+    patterns = table_queries(instance)
+    tables = [name for statement in statements for name, pattern in patterns.items() if pattern.match(statement)]
+    return {table: count / messages for table, count in collections.Counter(tables).most_common()}
 
 
 class Peak(threading.Thread):
@@ -90,7 +153,7 @@ class Peak(threading.Thread):
                 self.connections = max(self.connections, every)
                 self.lookup_connections = max(self.lookup_connections, lookup)
                 self.proxymaps = max(self.proxymaps, self._proxymaps())
-                time.sleep(0.2)
+                time.sleep(0.1)
 
 
 def stock_instance(base):
@@ -128,7 +191,7 @@ def deliver_once(instance, pg, dbname):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--messages", type=int, default=2000)
     args = parser.parse_args()
@@ -148,26 +211,35 @@ def main():
         configured, dbname, lookup_user = configured_instance(base, pg)
         instances.append(configured)
         deliver_once(configured, pg, dbname)
-        rates = {"stock": [], "configured": []}
-        peaks = []
-        for _ in range(args.rounds):
-            rates["stock"].append(args.messages / smtp_source(stock.address, args.sessions, args.messages))
-            peak = Peak(pg, dbname, lookup_user, configured)
-            peak.start()
-            rates["configured"].append(args.messages / smtp_source(configured.address, args.sessions,
-                                                                   args.messages))
-            peak.done.set()
-            peak.join()
-            peaks.append(peak)
-        stock_rate, configured_rate = (statistics.median(rates[name]) for name in ("stock", "configured"))
-        print(f"smtp-source, {args.sessions} sessions, {args.messages} messages, medians of {args.rounds}:")
-        print(f"  stock Postfix        {stock_rate:8.0f} msg/s")
-        print(f"  pillar.example       {configured_rate:8.0f} msg/s   ratio x{configured_rate / stock_rate:.2f}")
-        connections, proxymaps = max(p.connections for p in peaks), max(p.proxymaps for p in peaks)
-        lookups = max(p.lookup_connections for p in peaks)
-        per_proxymap = f"x{lookups / proxymaps:.1f} the proxymap processes" if proxymaps else "no proxymap seen"
-        print(f"  during the bursts: at most {connections} PostgreSQL connections, {lookups} of them Postfix's "
-              f"lookup tables' (the others Dovecot's), {proxymaps} proxymap processes: "
+        sides = {"stock": stock, "configured": configured}
+        rates, cpu = collections.defaultdict(list), collections.defaultdict(list)
+        for round_number in range(args.rounds):
+            order = ("stock", "configured") if round_number % 2 == 0 else ("configured", "stock")
+            for name in order:
+                rate, milliseconds = burst(sides[name], args.sessions, args.messages)
+                rates[name].append(rate)
+                cpu[name].append(milliseconds)
+        ratios = [configured_rate / stock_rate for stock_rate, configured_rate in zip(rates["stock"], rates["configured"])]
+        queries = queries_per_message(pg, configured)
+        drained(configured)
+        peak = Peak(pg, dbname, lookup_user, configured)
+        peak.start()
+        smtp_source(configured.address, args.sessions, args.messages)
+        peak.done.set()
+        peak.join()
+
+        median = statistics.median
+        print(f"smtp-source, {args.sessions} sessions, {args.messages} messages of 1 KB, {args.rounds} rounds "
+              f"(medians; the ratio is the median of the rounds' ratios):")
+        print(f"  stock Postfix   {median(rates['stock']):6.0f} msg/s   {median(cpu['stock']):5.2f} CPU-ms/msg")
+        print(f"  pillar.example  {median(rates['configured']):6.0f} msg/s   {median(cpu['configured']):5.2f} CPU-ms/msg"
+              f"   ratio x{median(ratios):.2f} (rounds: {', '.join(f'{ratio:.2f}' for ratio in ratios)})")
+        print(f"  SQL queries per message: {sum(queries.values()):.2f} "
+              f"({', '.join(f'{table} {count:.2f}' for table, count in queries.items())})")
+        per_proxymap = (f"x{peak.lookup_connections / peak.proxymaps:.1f} the proxymap processes"
+                        if peak.proxymaps else "no proxymap seen")
+        print(f"  during a burst: at most {peak.connections} PostgreSQL connections, {peak.lookup_connections} "
+              f"of them Postfix's lookup tables' (the others Dovecot's), {peak.proxymaps} proxymap processes: "
               f"Postfix's connections {per_proxymap}")
     finally:
         for instance in instances:

@@ -74,8 +74,11 @@ def usage_in_database(site, mailbox):
 
 def asked_about(site, mailbox):
     """What Postfix's quota check answers for MAILBOX through the lookup table main.cf
-    names: the restriction class that asks quota-status, or DUNNO (not asked)."""
-    table = site.postconf("smtpd_recipient_restrictions").removeprefix("check_recipient_access ")
+    names: the restriction class that asks quota-status, or OK (not asked: the mailbox is
+    known and has room)."""
+    check, *rest = site.postconf("smtpd_recipient_restrictions").split(", ")
+    assert rest == ["reject_unlisted_recipient"], rest
+    table = check.removeprefix("check_recipient_access ")
     assert table.endswith("/quota_check.cf"), table
     found = run(["postmap", "-c", str(site.instance.config_dir), "-q", mailbox.address, table], check=False)
     assert found.returncode in (0, 1), found.stderr
@@ -97,8 +100,8 @@ def test_quota_status_is_asked_only_about_mailboxes_near_their_quota(primary):
     deliver_and_wait(primary, SPACIOUS)
     assert wait_until(lambda: usage_in_database(primary, SPACIOUS), timeout=10), "SPACIOUS's usage not copied"
     assert usage_in_database(primary, SPACIOUS)[0] + limit <= SPACIOUS.quota
-    assert asked_about(primary, SPACIOUS) == "DUNNO", "room for the largest message: nothing to ask"
-    assert asked_about(primary, UNLIMITED) == "DUNNO"
+    assert asked_about(primary, SPACIOUS) == "OK", "room for the largest message: nothing to ask"
+    assert asked_about(primary, UNLIMITED) == "OK"
     assert SMALL.quota < limit and asked_about(primary, SMALL) == "quota_status"
     assert usage_in_database(primary, UNTOUCHED) is None
     assert asked_about(primary, UNTOUCHED) == "quota_status", "usage not known yet: ask"

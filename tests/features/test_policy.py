@@ -62,7 +62,8 @@ def test_postgrey_greylists_then_accepts_the_retry(policy_sandbox):
     sandbox.apply_ok(PILLAR_EXAMPLE, layer)
     restrictions = sandbox.main_cf()["smtpd_recipient_restrictions"]
     assert restrictions.startswith("permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, ")
-    assert restrictions.endswith(f"check_policy_service inet:{sandbox.instance.address}:10023")
+    greylisting = f"check_policy_service inet:{sandbox.instance.address}:10023"
+    assert restrictions.index(greylisting) < restrictions.index("quota_check.cf"), "the quota check's OK ends the list"
     wait_for_port(sandbox.instance.address, 10023)
 
     code, text = rcpt(sandbox.instance, "someone@good.example", RECIPIENT)

@@ -100,7 +100,9 @@ def test_pillar_example_primary_mx(formula_sandbox, pg):
     for table in VIRTUAL_TABLES:
         assert mode_of(tables_dir / f"{table}.cf") == 0o640
     assert main_cf["virtual_transport"] == "lmtp:unix:private/dovecot-lmtp"
-    assert main_cf["smtpd_recipient_restrictions"] == f"check_recipient_access {proxied(tables_dir, ['quota_check'])}"
+    assert main_cf["smtpd_recipient_restrictions"] == (
+        f"check_recipient_access {proxied(tables_dir, ['quota_check'])}, reject_unlisted_recipient")
+    assert main_cf["smtpd_reject_unlisted_recipient"] == "no", "the quota check vouches for mailboxes"
     assert main_cf["quota_status"] == f"check_policy_service inet:{instance.address}:12340"
     assert main_cf["virtual_alias_domains"] == ""
     assert mode_of(tables_dir) == 0o750

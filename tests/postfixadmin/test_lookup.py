@@ -49,6 +49,10 @@ def seeded(pfa, schema):
     run_sql(schema, """INSERT INTO quota_usage (username, bytes, messages) VALUES
         ('carol@primary.test', %s, 1), ('dave@primary.test', %s, 9), ('erin@primary.test', %s, 9)""",
             (QUOTA - SIZE_LIMIT, QUOTA - SIZE_LIMIT + 1, QUOTA))
+    # the quota check vouches only for mailboxes of active non-backup domains
+    pfa.mailbox_add("frank@backup.test", "pw", database=schema)
+    pfa.domain_add("closed.test", active=False, database=schema)
+    pfa.mailbox_add("gina@closed.test", "pw", database=schema)
     pfa.alias_add("info@primary.test", ["alice@primary.test"], database=schema)
     pfa.alias_add("@catch.test", ["alice@primary.test"], database=schema)
     for domain in ("alias.test", "catchalias.test", "offalias.test"):
@@ -103,10 +107,14 @@ EXPECTED = [
     ("virtual_alias_domain_mailbox_maps", "alice@primary.test", None),
     ("virtual_alias_domain_mailbox_maps", "alice@x' OR '1'='1", None),
     ("quota_check", "alice@primary.test", "quota_status"),  # no usage known yet
-    ("quota_check", "carol@primary.test", "DUNNO"),
+    ("quota_check", "carol@primary.test", "OK"),
     ("quota_check", "dave@primary.test", "quota_status"),
-    ("quota_check", "erin@primary.test", "DUNNO"),
+    ("quota_check", "erin@primary.test", "OK"),
     ("quota_check", "bob@primary.test", None),
+    ("quota_check", "info@primary.test", None),
+    ("quota_check", "frank@backup.test", None),
+    ("quota_check", "gina@closed.test", None),
+    ("quota_check", "alice@alias.test", None),
     ("quota_check", "primary.test", None),
     ("quota_check", HOSTILE, None),
 ]

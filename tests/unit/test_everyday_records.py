@@ -119,6 +119,16 @@ def test_policy_checks_after_reject_unauth_destination():
     assert service["command"].startswith("spawn user=policyd-spf argv=/usr/bin/policyd-spf ")
 
 
+def test_the_quota_check_comes_after_the_policy_checks():
+    """Its OK ends the list: greylisting and SPF must have had their say."""
+    params = main(policy={"postgrey": {"enabled": True}}, quota={"enabled": True, "backend": "dovecot"},
+                  postfixadmin={"enabled": True}, dovecot={"enabled": True})
+    assert params["smtpd_recipient_restrictions"] == (
+        "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, "
+        "check_policy_service inet:127.0.0.1:10023, "
+        "check_recipient_access proxy:pgsql:/etc/postfix/pgsql/quota_check.cf, reject_unlisted_recipient")
+
+
 def test_srs_needs_a_domain():
     with pytest.raises(SaltInvocationError, match="pillar postfix:policy:srs:domain"):
         main(policy={"srs": {"enabled": True}})

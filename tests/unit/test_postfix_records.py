@@ -161,12 +161,38 @@ def test_postfixadmin_without_dovecot_delivers_with_virtual():
     assert params["virtual_mailbox_base"] == "/var/vmail"
 
 
+QUOTA_CHECK = "check_recipient_access proxy:pgsql:/etc/postfix/pgsql/quota_check.cf"
+DOVECOT_QUOTA = {"quota": {"enabled": True, "backend": "dovecot"}, "postfixadmin": {"enabled": True},
+                 "dovecot": {"enabled": True}}
+
+
 def test_dovecot_quota_asks_the_policy_service_through_the_quota_check():
     params = main(quota={"enabled": True, "backend": "auto"}, postfixadmin={"enabled": True}, dovecot={"enabled": True})
-    assert params["smtpd_recipient_restrictions"] == "check_recipient_access proxy:pgsql:/etc/postfix/pgsql/quota_check.cf"
+    assert params["smtpd_recipient_restrictions"] == f"{QUOTA_CHECK}, reject_unlisted_recipient"
     assert params["smtpd_restriction_classes"] == "quota_status"
     assert params["quota_status"] == "check_policy_service inet:127.0.0.1:12340"
     assert params["virtual_transport"] == "lmtp:unix:private/dovecot-lmtp"
+
+
+def test_the_quota_check_alone_spares_postfix_its_second_look_at_the_mailbox():
+    """Its OK vouches for the mailbox and its reject_unlisted_recipient checks every other
+    recipient: Postfix's implicit check after the list is off only then."""
+    assert main(**DOVECOT_QUOTA)["smtpd_reject_unlisted_recipient"] == "no"
+    assert "smtpd_reject_unlisted_recipient" not in main(quota={"enabled": False}, postfixadmin={"enabled": True})
+
+
+@pytest.mark.parametrize("extra", [
+    {"policy": {"postgrey": {"enabled": True}}},  # permit_mynetworks ... end the list before the quota check
+    {"main": {"smtpd_recipient_restrictions": "check_recipient_access hash:/etc/postfix/rcpt"}},
+    {"main": {"smtpd_recipient_restrictions": f"{QUOTA_CHECK}, permit"}},
+])
+def test_any_other_recipient_list_keeps_postfixs_own_check(extra):
+    assert "smtpd_reject_unlisted_recipient" not in main(**records.merge(DOVECOT_QUOTA, extra))
+
+
+def test_postfix_main_decides_the_implicit_check_itself():
+    params = main(**records.merge(DOVECOT_QUOTA, {"main": {"smtpd_reject_unlisted_recipient": "yes"}}))
+    assert params["smtpd_reject_unlisted_recipient"] == "yes"
 
 
 def test_the_quota_class_joins_restriction_classes_of_raw_main():
