@@ -507,31 +507,47 @@ def _one_line(key, value):
     return text
 
 
-def _dbname(dbname, sslmode):
+def _dbname(dbname, parameters):
     """
-    pgsql_table's dbname, carrying sslmode as a libpq URI when set (libpq
-    reads a dbname that is a URI as connection parameters). A
-    ``postgresql://`` URI in ``hosts`` would work too, but there Postfix
-    ignores user and password, so the URI would carry the password - and
-    Postfix logs the hosts entry with every connection error.
+    pgsql_table's dbname, carrying libpq PARAMETERS (sslmode, a socket's
+    port) as a libpq URI when there are any (libpq reads a dbname that is a
+    URI as connection parameters). A ``postgresql://`` URI in ``hosts`` would
+    work too, but there Postfix ignores user and password, so the URI would
+    carry the password - and Postfix logs the hosts entry with every
+    connection error.
     """
-    if sslmode is None:
+    parameters = {key: value for key, value in parameters.items() if value is not None}
+    if not parameters:
         return dbname
-    if sslmode not in SSLMODES:
+    sslmode = parameters.get("sslmode")
+    if sslmode is not None and sslmode not in SSLMODES:
         raise SaltInvocationError(f"sslmode must be one of {', '.join(SSLMODES)}: {sslmode!r}")
-    return f"postgresql:///{urllib.parse.quote(str(dbname), safe='')}?sslmode={sslmode}"
+    return f"postgresql:///{urllib.parse.quote(str(dbname), safe='')}?{urllib.parse.urlencode(parameters)}"
 
 
 def _lookup_settings(query, database):
+    """
+    The pgsql_table(5) settings for QUERY on DATABASE. A host that is a
+    directory (libpq's convention: it starts with /) is PostgreSQL's Unix
+    socket, which Postfix names ``unix:DIRECTORY``; its port (the socket's
+    name, .s.PGSQL.PORT) then goes into the dbname URI, as Postfix passes no
+    port for a socket. A socket spares every lookup the TCP stack.
+    """
     if not isinstance(database, dict) or not database.get("dbname"):
         raise SaltInvocationError("database must be a dict with at least dbname (and host, port, user, password)")
-    host = database.get("host") or "localhost"
+    host = str(database.get("host") or "localhost")
     port = database.get("port")
+    socket = host.startswith("/")
+    if socket:
+        hosts = f"unix:{host}"
+    else:
+        hosts = f"inet:{host}:{port}" if port else f"inet:{host}"
+    parameters = {"port": port if socket else None, "sslmode": database.get("sslmode")}
     settings = {
-        "hosts": f"inet:{host}:{port}" if port else f"inet:{host}",
+        "hosts": hosts,
         "user": database.get("user"),
         "password": database.get("password"),
-        "dbname": _dbname(database["dbname"], database.get("sslmode")),
+        "dbname": _dbname(database["dbname"], parameters),
         # Folded onto one line: pgsql_table(5) files hold one line per setting.
         "query": " ".join(str(query).split()),
     }
@@ -628,7 +644,9 @@ def lookup_table(name, query, database, probe=None, user="root", group="postfix"
     ``database`` (a dict: host, port, dbname, user, password, sslmode - the
     lookup role's; sslmode, when set, is written into the dbname line as
     ``postgresql:///DBNAME?sslmode=MODE``, else libpq's default, prefer,
-    applies). After writing it, the table is proven with
+    applies; a host starting with / is the directory of PostgreSQL's Unix
+    socket: ``hosts = unix:DIRECTORY``, the port in the dbname line). After
+    writing it, the table is proven with
     ``postmap -q PROBE pgsql:NAME`` (found or not found are both fine): if
     Postfix reports any problem (connection, credentials, query) the previous
     file is put back byte-identical (or removed) and the state fails with

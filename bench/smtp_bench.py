@@ -2,19 +2,28 @@
 pillar.example (hardening, proxied pgsql lookups, Dovecot quota-status policy
 check), measured interleaved in one run.
 
-smtp-source (Debian's postfix package) sends --messages messages over
---sessions parallel sessions to each instance; both relay what they accept to
-one smtp-sink, so only acceptance is measured. Before every burst both queues
-are empty (what the last burst accepted has been relayed), and the order of
-the two bursts alternates by round, so neither instance pays for the other's
-work. Printed: messages per second for each (medians), the median of the
-rounds' ratios configured/stock, CPU time per message (the whole machine's,
+smtp-source (Debian's postfix package) sends --messages messages of 1 KB over
+--sessions parallel sessions to each instance; all relay what they accept to
+one smtp-sink, so only acceptance is measured. Three instances:
+
+- stock: Postfix with nothing but its own defaults (and the relay to the sink),
+- pillar.example: configured by the formula, PostgreSQL over TCP (127.0.0.1),
+- pillar.example, socket: the same with ``database:host`` the directory of
+  PostgreSQL's Unix socket (PostgreSQL on the mail host).
+
+Every queue is on its own tmpfs: the bench compares what Postfix does, not
+the filesystem (on ext4 the inode allocator's cost under this create/delete
+churn differed by up to 2x between two identical instances). Before every
+burst every queue is empty (what earlier bursts accepted has been relayed),
+and the order of the bursts rotates by round, so no instance pays for
+another's work. Printed: messages per second for each (medians), the median
+of the rounds' ratios to stock, CPU time per message (the whole machine's,
 over each burst), the SQL queries per message Postfix's lookups send
 (PostgreSQL's statement log over one more burst of 200 messages), and the
 most PostgreSQL connections open and proxymap processes running during one
 more burst of --messages (sampled every 0.1 s, outside the timed bursts).
 
-The configured instance uses the HELO preset ``mynetworks`` instead of
+The configured instances use the HELO preset ``mynetworks`` instead of
 pillar.example's ``strict`` (strict looks the client's HELO name up in DNS,
 and the bench runs in a namespace without a resolver); everything else is
 pillar.example's. Before the bursts the recipient's mailbox gets one message
@@ -22,14 +31,14 @@ through Dovecot's LMTP, as a mailbox in use has: Dovecot has copied its
 usage into the database, so the quota check knows whether to ask
 quota-status (a mailbox never delivered to is always asked).
 
-Run as root: ``.venv/bin/python bench/smtp_bench.py [--rounds 7]``.
+Run as root: ``.venv/bin/python bench/smtp_bench.py [--rounds 15]``.
 """
 
 import argparse
 import collections
 import os
-import re
 import pathlib
+import re
 import shutil
 import smtplib
 import statistics
@@ -70,61 +79,118 @@ def busy_ticks():
     return user + nice + system + irq + softirq
 
 
-def drained(instance, timeout=120):
-    """Wait until INSTANCE's queue is empty: everything it accepted has been relayed."""
-    deadline = time.monotonic() + timeout
-    while any(files for directory in ("maildrop", "incoming", "active", "deferred")
-              for _, _, files in os.walk(instance.queue_dir / directory)):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{instance.base}: the queue did not drain in {timeout} s")
-        time.sleep(0.1)
+class Side:
+    """One Postfix instance the bursts go to, with its queue on a tmpfs of its own."""
+
+    def __init__(self, name, instance):
+        self.name, self.instance = name, instance
+        self.rates, self.cpu = [], []
+
+    @staticmethod
+    def queue_on_tmpfs(instance):
+        instance.queue_dir.mkdir(parents=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1g,mode=0755", "tmpfs", str(instance.queue_dir)],
+                       check=True)
+        return instance
+
+    def drained(self, timeout=120):
+        """Wait until the queue is empty: everything the instance accepted has been relayed."""
+        deadline = time.monotonic() + timeout
+        while any(files for directory in ("maildrop", "incoming", "active", "deferred")
+                  for _, _, files in os.walk(self.instance.queue_dir / directory)):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: the queue did not drain in {timeout} s")
+            time.sleep(0.1)
+
+    def burst(self, sessions, messages):
+        """One timed burst: its messages per second and CPU milliseconds per message."""
+        ticks, started = busy_ticks(), time.monotonic()
+        smtp_source(self.instance.address, sessions, messages)
+        seconds, ticks = time.monotonic() - started, busy_ticks() - ticks
+        self.rates.append(messages / seconds)
+        self.cpu.append(ticks * 1000 / os.sysconf("SC_CLK_TCK") / messages)
+
+    def stop(self):
+        self.instance.stop()
+        stop_dovecot(self.instance)
+        subprocess.run(["umount", str(self.instance.queue_dir)], check=False, capture_output=True)
 
 
-def burst(instance, sessions, messages):
-    """(messages per second, CPU milliseconds per message) of one burst into INSTANCE."""
-    drained(instance)
-    ticks, started = busy_ticks(), time.monotonic()
-    smtp_source(instance.address, sessions, messages)
-    seconds, ticks = time.monotonic() - started, busy_ticks() - ticks
-    return messages / seconds, ticks * 1000 / os.sysconf("SC_CLK_TCK") / messages
+class Configured(Side):
+    """An instance the formula configured with pillar.example on its own database."""
 
+    def __init__(self, name, slug, base, address, pg, socket=False):
+        instance = self.queue_on_tmpfs(PostfixInstance(base / slug, address=address, hostname="mx1.example.com"))
+        super().__init__(name, instance.create())
+        self.pg = pg
+        database, lookup_user = create_database(pg, slug)
+        if socket:
+            database = {**database, "host": str(pg.sockdir)}
+        self.dbname, self.lookup_user = database["dbname"], lookup_user["name"]
+        minion = Masterless(base / f"salt-{slug}", minion_id="mx1.example.com").write_config()
+        minion.set_pillar(PILLAR_EXAMPLE, overlay(instance, database, lookup_user), {"postfix": {
+            "hardening": {"helo_restrictions": "mynetworks"},
+            "main": {"virtual_transport": f"smtp:[{SINK[0]}]:{SINK[1]}", "mynetworks": "127.0.0.0/8"},
+        }})
+        rc, output = minion.apply("postfix")
+        if rc != 0:
+            raise RuntimeError(f"{name}: state.apply postfix failed: {output}")
+        self.deliver_once()
 
-def table_queries(instance):
-    """{lookup table name: a pattern of the statements its query sends} for the pgsql tables
-    the formula wrote into INSTANCE's configuration directory."""
-    patterns = {}
-    for table in sorted((instance.config_dir / "pgsql").glob("*.cf")):
-        query = re.search(r"^query = (.*)$", table.read_text(), re.MULTILINE).group(1)
-        patterns[table.stem] = re.compile(re.sub(r"%[sud]", ".*?", re.escape(query)) + "$")
-    return patterns
+    def deliver_once(self):
+        """One message for RECIPIENT through Dovecot's LMTP socket; wait until its usage is in quota_usage."""
+        lmtp = smtplib.LMTP(str(self.instance.queue_dir / "private" / "dovecot-lmtp"))
+        lmtp.sendmail("bench@example.org", [RECIPIENT], "Subject: usage\n\nusage\n")
+        lmtp.quit()
+        deadline = time.monotonic() + 10
+        while not self.pg.psql(f"SELECT bytes FROM quota_usage WHERE username = '{RECIPIENT}'", dbname=self.dbname):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: Dovecot did not copy {RECIPIENT}'s usage into quota_usage")
+            time.sleep(0.1)
 
+    def table_queries(self):
+        """{lookup table name: a pattern of the statements its query sends} for the pgsql tables
+        the formula wrote into the instance's configuration directory."""
+        patterns = {}
+        for table in sorted((self.instance.config_dir / "pgsql").glob("*.cf")):
+            query = re.search(r"^query = (.*)$", table.read_text(), re.MULTILINE).group(1)
+            patterns[table.stem] = re.compile(re.sub(r"%[sud]", ".*?", re.escape(query)) + "$")
+        return patterns
 
-def queries_per_message(pg, instance, messages=200):
-    """{lookup table: statements per message} Postfix's lookups sent during a burst of MESSAGES,
-    from PostgreSQL's statement log (log_statement = all for the burst only)."""
-    drained(instance)
-    offset = pg.logfile.stat().st_size
-    pg.psql("ALTER SYSTEM SET log_statement = 'all'")
-    pg.psql("SELECT pg_reload_conf()")
-    try:
-        smtp_source(instance.address, 5, messages)
-        time.sleep(0.5)
-    finally:
-        pg.psql("ALTER SYSTEM RESET log_statement")
-        pg.psql("SELECT pg_reload_conf()")
-    with open(pg.logfile, encoding="utf-8", errors="replace") as log:
-        log.seek(offset)
-        statements = re.findall(r"statement: (SELECT .*)$", log.read(), re.MULTILINE)
-    patterns = table_queries(instance)
-    tables = [name for statement in statements for name, pattern in patterns.items() if pattern.match(statement)]
-    return {table: count / messages for table, count in collections.Counter(tables).most_common()}
+    def queries_per_message(self, messages=200):
+        """{lookup table: statements per message} Postfix's lookups sent during a burst of MESSAGES,
+        from PostgreSQL's statement log (log_statement = all for the burst only)."""
+        self.drained()
+        offset = self.pg.logfile.stat().st_size
+        self.pg.psql("ALTER SYSTEM SET log_statement = 'all'")
+        self.pg.psql("SELECT pg_reload_conf()")
+        try:
+            smtp_source(self.instance.address, 5, messages)
+            time.sleep(0.5)
+        finally:
+            self.pg.psql("ALTER SYSTEM RESET log_statement")
+            self.pg.psql("SELECT pg_reload_conf()")
+        with open(self.pg.logfile, encoding="utf-8", errors="replace") as log:
+            log.seek(offset)
+            statements = re.findall(r"statement: (SELECT .*)$", log.read(), re.MULTILINE)
+        patterns = self.table_queries()
+        tables = [name for statement in statements for name, pattern in patterns.items() if pattern.match(statement)]
+        return {table: count / messages for table, count in collections.Counter(tables).most_common()}
+
+    def connection_peak(self, sessions, messages):
+        """A Peak over one untimed burst."""
+        self.drained()
+        peak = Peak(self.pg, self.dbname, self.lookup_user, self.instance)
+        peak.start()
+        smtp_source(self.instance.address, sessions, messages)
+        peak.done.set()
+        peak.join()
+        return peak
 
 
 class Peak(threading.Thread):
-    """The most PostgreSQL connections (all, and those of LOOKUP_USER: Postfix's
-    lookup tables) and proxymap processes seen while running. Sampled cheaply (one
-    open connection, /proc read in process), so the sampling does not slow the
-    instance it watches."""
+    """The most PostgreSQL connections to DBNAME (all, and those of LOOKUP_USER: Postfix's
+    lookup tables) and proxymap processes of INSTANCE seen while running."""
 
     def __init__(self, pg, dbname, lookup_user, instance):
         super().__init__(daemon=True)
@@ -156,42 +222,39 @@ class Peak(threading.Thread):
                 time.sleep(0.1)
 
 
-def stock_instance(base):
-    instance = PostfixInstance(base / "stock", address="127.0.0.2").create()
+def stock_side(base):
+    instance = Side.queue_on_tmpfs(PostfixInstance(base / "stock", address="127.0.0.2")).create()
     instance.postconf("-e", f"relayhost = [{SINK[0]}]:{SINK[1]}", "mynetworks = 127.0.0.0/8")
     instance.backdate()
-    return instance.start()
+    return Side("stock Postfix", instance.start())
 
 
-def configured_instance(base, pg):
-    instance = PostfixInstance(base / "configured", address="127.0.0.3", hostname="mx1.example.com").create()
-    database, lookup_user = create_database(pg, "postfixadmin")
-    minion = Masterless(base / "salt", minion_id="mx1.example.com").write_config()
-    minion.set_pillar(PILLAR_EXAMPLE, overlay(instance, database, lookup_user), {"postfix": {
-        "hardening": {"helo_restrictions": "mynetworks"},
-        "main": {"virtual_transport": f"smtp:[{SINK[0]}]:{SINK[1]}", "mynetworks": "127.0.0.0/8"},
-    }})
-    rc, output = minion.apply("postfix")
-    if rc != 0:
-        raise RuntimeError(f"state.apply postfix failed: {output}")
-    return instance, database["dbname"], lookup_user["name"]
-
-
-def deliver_once(instance, pg, dbname):
-    """One message for RECIPIENT through Dovecot's LMTP socket; wait until its usage is in quota_usage."""
-    lmtp = smtplib.LMTP(str(instance.queue_dir / "private" / "dovecot-lmtp"))
-    lmtp.sendmail("bench@example.org", [RECIPIENT], "Subject: usage\n\nusage\n")
-    lmtp.quit()
-    deadline = time.monotonic() + 10
-    while not pg.psql(f"SELECT bytes FROM quota_usage WHERE username = '{RECIPIENT}'", dbname=dbname):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"Dovecot did not copy {RECIPIENT}'s usage into quota_usage")
-        time.sleep(0.1)
+def report(args, sides):
+    median = statistics.median
+    stock = sides[0]
+    print(f"smtp-source, {args.sessions} sessions, {args.messages} messages of 1 KB, {args.rounds} rounds "
+          "(medians; a ratio is the median of the rounds' ratios to stock):")
+    for side in sides:
+        line = f"  {side.name:<24} {median(side.rates):6.0f} msg/s  {median(side.cpu):5.2f} CPU-ms/msg"
+        if side is not stock:
+            ratios = [rate / stock_rate for rate, stock_rate in zip(side.rates, stock.rates)]
+            line += f"  ratio x{median(ratios):.2f} (rounds: {', '.join(f'{ratio:.2f}' for ratio in ratios)})"
+        print(line)
+    for side in sides[1:]:
+        queries = side.queries_per_message()
+        print(f"  {side.name}: SQL queries per message {sum(queries.values()):.2f} "
+              f"({', '.join(f'{table} {count:.2f}' for table, count in queries.items())})")
+        peak = side.connection_peak(args.sessions, args.messages)
+        per_proxymap = (f"x{peak.lookup_connections / peak.proxymaps:.1f} the proxymap processes"
+                        if peak.proxymaps else "no proxymap seen")
+        print(f"    during a burst: at most {peak.connections} PostgreSQL connections, {peak.lookup_connections} "
+              f"of them Postfix's lookup tables' (the others Dovecot's), {peak.proxymaps} proxymap processes: "
+              f"Postfix's connections {per_proxymap}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--messages", type=int, default=2000)
     args = parser.parse_args()
@@ -203,49 +266,22 @@ def main():
     pg = PgCluster(base / "pg").start()
     subprocess.run(["ip", "addr", "add", f"{SINK[0]}/8", "dev", "lo"], check=False, capture_output=True)
     sink = subprocess.Popen(["smtp-sink", "-u", "postfix", "-c", f"{SINK[0]}:{SINK[1]}", "1000"], stdout=subprocess.DEVNULL)
-    instances = []
+    sides = []
     try:
         wait_for_port(*SINK)
-        stock = stock_instance(base)
-        instances.append(stock)
-        configured, dbname, lookup_user = configured_instance(base, pg)
-        instances.append(configured)
-        deliver_once(configured, pg, dbname)
-        sides = {"stock": stock, "configured": configured}
-        rates, cpu = collections.defaultdict(list), collections.defaultdict(list)
+        sides.append(stock_side(base))
+        sides.append(Configured("pillar.example", "tcp", base, "127.0.0.3", pg))
+        sides.append(Configured("pillar.example, socket", "socket", base, "127.0.0.4", pg, socket=True))
         for round_number in range(args.rounds):
-            order = ("stock", "configured") if round_number % 2 == 0 else ("configured", "stock")
-            for name in order:
-                rate, milliseconds = burst(sides[name], args.sessions, args.messages)
-                rates[name].append(rate)
-                cpu[name].append(milliseconds)
-        ratios = [configured_rate / stock_rate for stock_rate, configured_rate in zip(rates["stock"], rates["configured"])]
-        queries = queries_per_message(pg, configured)
-        drained(configured)
-        peak = Peak(pg, dbname, lookup_user, configured)
-        peak.start()
-        smtp_source(configured.address, args.sessions, args.messages)
-        peak.done.set()
-        peak.join()
-
-        median = statistics.median
-        print(f"smtp-source, {args.sessions} sessions, {args.messages} messages of 1 KB, {args.rounds} rounds "
-              f"(medians; the ratio is the median of the rounds' ratios):")
-        print(f"  stock Postfix   {median(rates['stock']):6.0f} msg/s   {median(cpu['stock']):5.2f} CPU-ms/msg")
-        print(f"  pillar.example  {median(rates['configured']):6.0f} msg/s   {median(cpu['configured']):5.2f} CPU-ms/msg"
-              f"   ratio x{median(ratios):.2f} (rounds: {', '.join(f'{ratio:.2f}' for ratio in ratios)})")
-        print(f"  SQL queries per message: {sum(queries.values()):.2f} "
-              f"({', '.join(f'{table} {count:.2f}' for table, count in queries.items())})")
-        per_proxymap = (f"x{peak.lookup_connections / peak.proxymaps:.1f} the proxymap processes"
-                        if peak.proxymaps else "no proxymap seen")
-        print(f"  during a burst: at most {peak.connections} PostgreSQL connections, {peak.lookup_connections} "
-              f"of them Postfix's lookup tables' (the others Dovecot's), {peak.proxymaps} proxymap processes: "
-              f"Postfix's connections {per_proxymap}")
+            shift = round_number % len(sides)
+            for side in sides[shift:] + sides[:shift]:
+                for other in sides:
+                    other.drained()
+                side.burst(args.sessions, args.messages)
+        report(args, sides)
     finally:
-        for instance in instances:
-            instance.stop()
-        if len(instances) > 1:
-            stop_dovecot(instances[1])
+        for side in sides:
+            side.stop()
         sink.terminate()
         sink.wait()
         pg.stop()

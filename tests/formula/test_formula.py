@@ -155,6 +155,26 @@ def test_pillar_example_primary_mx(formula_sandbox, pg):
     assert instance.status(), "Postfix keeps running after postfix.clean"
 
 
+def test_pillar_example_over_the_databases_unix_socket(formula_sandbox, pg):
+    """database:host a socket directory (libpq's convention, as for PostgreSQL on the mail host):
+    the schema, Dovecot and Postfix's lookup tables all connect through it."""
+    sandbox = formula_sandbox
+    sandbox.database = {**sandbox.database, "host": str(pg.sockdir)}
+    no_dns = {"postfix": {"hardening": {"helo_restrictions": "safe"}}}  # strict looks HELO names up
+    sandbox.apply_ok(PILLAR_EXAMPLE, no_dns)
+    tables_dir = sandbox.instance.config_dir / "pgsql"
+    assert {line for table in tables_dir.glob("*.cf") for line in table.read_text().splitlines()
+            if line.startswith("hosts = ")} == {f"hosts = unix:{pg.sockdir}"}
+    assert smtp_reply(sandbox.instance, "postmaster@example.com")[0] == 250, "the quota check answers"
+    assert smtp_reply(sandbox.instance, "abuse@example.com")[0] == 250, "an alias"
+    assert smtp_reply(sandbox.instance, "nobody@example.com")[0] == 550
+    with smtplib.SMTP(sandbox.instance.address, 587, timeout=15) as smtp:
+        smtp.ehlo("client.example.com")
+        smtp.starttls(context=ssl._create_unverified_context())
+        assert smtp.login("postmaster@example.com", "CHANGE-ME-MAILBOX")[0] == 235, "Dovecot's SQL"
+    assert sandbox.apply_ok(PILLAR_EXAMPLE, no_dns) == {}, "a second apply changes nothing"
+
+
 def test_backup_mx_relays_only_for_known_recipients(formula_sandbox, pg, postfixadmin_module):
     """R2 alone: a backup MX synced from the primary's database."""
     sandbox = formula_sandbox

@@ -211,3 +211,23 @@ def test_sslmode_is_honoured(states, pfa, seeded, lookup_database, postmap_confi
     assert "server does not support SSL, but SSL was required" in required.comment
     assert LOOKUP_PASSWORD not in str(required.raw)
     assert path.read_bytes() == before
+
+
+def test_a_socket_directory_host_connects_over_the_unix_socket(states, pfa, pg, seeded, lookup_database,
+                                                               postmap_config, tmp_path):
+    """host: the directory of PostgreSQL's socket (libpq's convention). The test cluster trusts its
+    socket but wants a password over TCP, so a wrong password found proves the socket was used."""
+    path = tmp_path / "relay_domains.cf"
+    socket = {**lookup_database, "host": str(pg.sockdir), "password": "not-the-password"}
+    kwargs = dict(name=str(path), query=QUERIES["relay_domains"]["query"], config_dir=str(postmap_config))
+    ret = states.postfixadmin.lookup_table(database=socket, **kwargs)
+    assert ret.result is True, ret.comment
+    text = path.read_text()
+    assert f"\nhosts = unix:{pg.sockdir}\n" in text
+    assert f"\ndbname = postgresql:///{lookup_database['dbname']}?port={pg.port}\n" in text
+    assert pfa.lookup(str(path), "backup.test", config_dir=str(postmap_config)) == "backup.test"
+
+    wrong_port = states.postfixadmin.lookup_table(database={**socket, "port": pg.port + 1}, **kwargs)
+    assert wrong_port.result is False
+    assert f"{pg.sockdir}/.s.PGSQL.{pg.port + 1}" in wrong_port.comment, "the port names the socket"
+    assert path.read_text() == text
