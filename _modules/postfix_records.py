@@ -530,7 +530,9 @@ def main(settings, mem_total=None):
     the pillar): hardening and performance always, then the enabled features
     (relay, postfixadmin, dovecot, quota), then ``settings["main"]`` merged
     last (a ``None`` value removes a parameter; ``queue_directory`` is refused:
-    only postfix.performance.queue moves the queue).
+    only postfix.performance.queue moves the queue). With the Dovecot quota
+    check as the whole of ``smtpd_recipient_restrictions``, Postfix's implicit
+    recipient check is off: the check validates mailboxes itself.
 
     ``mem_total`` (MB) is for ``process_limit: auto``; by default the
     ``mem_total`` grain.

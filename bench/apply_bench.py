@@ -12,9 +12,11 @@ a submission service, on a running Postfix, three ways:
    ``postconf -M``, ``postfix check`` and ``postfix reload`` on changes.
 
 Each is timed on a first apply, a no-op re-apply and a re-apply with one
-parameter changed (medians of --rounds, interleaved), minus the median of
-``salt-call test.ping``; the ratios formula/baseline are printed, and Salt's own
-floor (state.apply of a single test.nop state, above test.ping).
+parameter changed (medians of --rounds, interleaved), each minus a
+``salt-call test.ping`` run just before it on the same minion (this machine's
+speed drifts by tens of percent within minutes: a ping measured once would
+not be the same machine); the ratios formula/baseline are printed, and Salt's
+own floor (state.apply of a single test.nop state, above test.ping).
 saltstack-formulas/postfix-formula (vendored in bench/community-formula, or
 --community PATH) does the same work from its pillar keys ``postfix:config``
 and ``postfix:master_config``.
@@ -84,9 +86,10 @@ class Method:
         return {**PARAMETERS, CHANGED: f"{60 + variant}s"}
 
     def run(self, phase, variant):
+        ping = seconds_of(self.minion, "test.ping")
         started = time.monotonic()
         rc, output = self.apply(variant)
-        elapsed = time.monotonic() - started
+        elapsed = time.monotonic() - started - ping
         if rc != 0:
             raise RuntimeError(f"{self.name}: {phase} failed ({rc}): {json.dumps(output)[:2000]}")
         got = self.instance.postconf("-h", CHANGED).strip()
@@ -192,22 +195,25 @@ class Community(Method):
         return self.minion.apply("community_reloaded")
 
 
-def seconds(minion, rounds, *args):
-    times = []
-    for _ in range(rounds):
-        started = time.monotonic()
-        minion.salt_call(*args, check=True)
-        times.append(time.monotonic() - started)
-    return median(times)
+def seconds_of(minion, *args):
+    """Seconds one salt-call ARGS takes."""
+    started = time.monotonic()
+    minion.salt_call(*args, check=True)
+    return time.monotonic() - started
 
 
-def salt_floor(minion, rounds, ping):
+def above_ping(minion, rounds, *args):
+    """Median seconds salt-call ARGS takes above a test.ping run just before it."""
+    return median([-seconds_of(minion, "test.ping") + seconds_of(minion, *args) for _ in range(rounds)])
+
+
+def salt_floor(minion, rounds):
     """Seconds above test.ping of state.apply of one test.nop state: what any state run costs."""
     (minion.write_file_root() / "nop.sls").write_text("nop:\n  test.nop: []\n")
-    return seconds(minion, rounds, "state.apply", "nop") - ping
+    return above_ping(minion, rounds, "state.apply", "nop")
 
 
-def thirty_parameters(base, rounds, ping, checkout):
+def thirty_parameters(base, rounds, checkout):
     methods = []
     try:
         for method, address in ((Formula, "127.0.0.2"), (PostconfPerParameter, "127.0.0.3"),
@@ -224,9 +230,9 @@ def thirty_parameters(base, rounds, ping, checkout):
     finally:
         for method in methods:
             method.instance.stop()
-    print(f"\n30 parameters + submission (first apply: one run, the others medians of {rounds * 2}; seconds above test.ping = {ping:.2f}s)")
-    above = {method.name: {phase: median(times) - ping for phase, times in method.times.items()}
-             for method in methods}
+    print(f"\n30 parameters + submission (seconds above test.ping; first apply: one run, the others medians of "
+          f"{rounds * 2})")
+    above = {method.name: {phase: median(times) for phase, times in method.times.items()} for method in methods}
     print(f"{'method':<20}" + "".join(f"{phase:>14}" for phase in methods[0].times))
     for name, phases in above.items():
         print(f"{name:<20}" + "".join(f"{seconds:>13.2f}s" for seconds in phases.values()))
@@ -238,7 +244,7 @@ def thirty_parameters(base, rounds, ping, checkout):
         print(f"formula / {other}: {ratios}")
 
 
-def pillar_example(base, rounds, ping):
+def pillar_example(base, rounds):
     pg = PgCluster(base / "pg").start()
     instance = PostfixInstance(base / "example", address="127.0.0.6", hostname="mx1.example.com").create()
     minion = Masterless(base / "salt-example", minion_id="mx1.example.com").write_config()
@@ -254,15 +260,16 @@ def pillar_example(base, rounds, ping):
             layers = [PILLAR_EXAMPLE, overlay(instance, database, lookup_user),
                       {"postfix": {"hardening": {"banner": banner}}}]
             minion.set_pillar(*layers)
+            ping = seconds_of(minion, "test.ping")
             started = time.monotonic()
             rc, output = minion.apply("postfix")
-            times[phase].append(time.monotonic() - started)
+            times[phase].append(time.monotonic() - started - ping)
             if rc != 0:
                 raise RuntimeError(f"pillar.example {phase} failed ({rc}): {json.dumps(output)[:2000]}")
         print(f"\npillar.example on a fresh sandbox (seconds above test.ping; no-op and one change: medians of "
               f"{rounds})")
         print("".join(f"{phase:>14}" for phase in times))
-        print("".join(f"{median(values) - ping:>13.2f}s" for values in times.values()))
+        print("".join(f"{median(values):>13.2f}s" for values in times.values()))
     finally:
         instance.stop()
         stop_dovecot(instance)
@@ -284,13 +291,14 @@ def main():
     checkout = args.community or COMMUNITY
     try:
         minion = Masterless(base / "salt-ping").write_config()
-        ping = seconds(minion, max(3, args.rounds), "test.ping")
-        print(f"test.ping {ping:.2f}s; state.apply of one test.nop state: {salt_floor(minion, max(3, args.rounds), ping):.2f}s "
+        rounds = max(3, args.rounds)
+        ping = median([seconds_of(minion, "test.ping") for _ in range(rounds)])
+        print(f"test.ping {ping:.2f}s; state.apply of one test.nop state: {salt_floor(minion, rounds):.2f}s "
               "above it (Salt's own floor for any state run)")
         if args.only in (None, "30"):
-            thirty_parameters(base, args.rounds, ping, checkout)
+            thirty_parameters(base, args.rounds, checkout)
         if args.only in (None, "example"):
-            pillar_example(base, args.rounds, ping)
+            pillar_example(base, args.rounds)
     finally:
         shutil.rmtree(base, ignore_errors=True)
         namespace.delete()
