@@ -192,6 +192,18 @@ def _database(key, database, optional=False):
     _one_of(f"{key}:sslmode", database.get("sslmode"), SSLMODES, optional=True)
 
 
+def _socket_needs_proxy(settings):
+    """Debian runs smtpd, cleanup and trivial-rewrite chrooted, where PostgreSQL's
+    socket is out of reach (and ``postmap -q``, which proves a table, is not);
+    proxymap is not chrooted."""
+    host = _get(settings, "database:host")
+    proxy = _get(settings, "postfixadmin:proxy")
+    if isinstance(host, str) and host.startswith("/") and proxy is False:
+        _invalid("postfixadmin:proxy",
+                 "must be true while database:host is a socket directory (Postfix's chrooted daemons cannot reach "
+                 "the socket; proxymap can)", proxy)
+
+
 def _lookup_user(settings):
     lookup_user = _get(settings, "postfixadmin:lookup_user")
     if lookup_user is None:
@@ -292,6 +304,7 @@ def settings(postfix, keep=None):
     _database("database", _get(postfix, "database"), optional=True)  # null where nothing uses it
     _database("relay:sync_from", _get(postfix, "relay:sync_from"), optional=True)
     _lookup_user(postfix)
+    _socket_needs_proxy(postfix)
     _dovecot(postfix)
     _dns_cache(postfix)
     _one_of("fleet:role", _get(postfix, "fleet:role"), FLEET_ROLES, optional=True)

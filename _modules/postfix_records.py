@@ -640,7 +640,24 @@ def master(settings):
     raw = _mapping(settings, "master")
     _check_services(raw)
     raw = services_with_map_references(settings, raw)
-    return _without_null_options(merge(services, raw))
+    return _with_recipient_check(settings, _without_null_options(merge(services, raw)))
+
+
+def _with_recipient_check(settings, services):
+    """SERVICES, each with its own ``smtpd_recipient_restrictions`` given back
+    Postfix's implicit recipient check (``-o smtpd_reject_unlisted_recipient=yes``)
+    where main.cf turned it off for the quota check's list, which theirs replace."""
+    if "smtpd_reject_unlisted_recipient" in _mapping(settings, "main"):
+        return services
+    if main(settings).get("smtpd_reject_unlisted_recipient") != "no":
+        return services
+    checked = {}
+    for key, record in services.items():
+        options = record.get("options")
+        if isinstance(options, dict) and "smtpd_recipient_restrictions" in options:
+            record = {**record, "options": {"smtpd_reject_unlisted_recipient": "yes", **options}}
+        checked[key] = record
+    return checked
 
 
 def feature_tables(feature):

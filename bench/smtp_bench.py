@@ -122,19 +122,27 @@ class Configured(Side):
     def __init__(self, name, slug, base, address, pg, socket=False):
         instance = self.queue_on_tmpfs(PostfixInstance(base / slug, address=address, hostname="mx1.example.com"))
         super().__init__(name, instance.create())
-        self.pg = pg
-        database, lookup_user = create_database(pg, slug)
-        if socket:
-            database = {**database, "host": str(pg.sockdir)}
+        self.pg, self.slug, self.base, self.socket = pg, slug, base, socket
+        self.dbname = self.lookup_user = None
+
+    def configure(self):
+        """Apply the formula; over the socket the lookup role logs in with its password, as over TCP
+        (the cluster trusts its socket otherwise, which would spare this side every SCRAM exchange)."""
+        database, lookup_user = create_database(self.pg, self.slug)
         self.dbname, self.lookup_user = database["dbname"], lookup_user["name"]
-        minion = Masterless(base / f"salt-{slug}", minion_id="mx1.example.com").write_config()
-        minion.set_pillar(PILLAR_EXAMPLE, overlay(instance, database, lookup_user), {"postfix": {
+        if self.socket:
+            database = {**database, "host": str(self.pg.sockdir)}
+            hba = self.pg.datadir / "pg_hba.conf"
+            hba.write_text(f"local {self.dbname} {self.lookup_user} scram-sha-256\n" + hba.read_text())
+            self.pg.psql("SELECT pg_reload_conf()")
+        minion = Masterless(self.base / f"salt-{self.slug}", minion_id="mx1.example.com").write_config()
+        minion.set_pillar(PILLAR_EXAMPLE, overlay(self.instance, database, lookup_user), {"postfix": {
             "hardening": {"helo_restrictions": "mynetworks"},
             "main": {"virtual_transport": f"smtp:[{SINK[0]}]:{SINK[1]}", "mynetworks": "127.0.0.0/8"},
         }})
         rc, output = minion.apply("postfix")
         if rc != 0:
-            raise RuntimeError(f"{name}: state.apply postfix failed: {output}")
+            raise RuntimeError(f"{self.name}: state.apply postfix failed: {output}")
         self.deliver_once()
 
     def deliver_once(self):
@@ -270,8 +278,10 @@ def main():
     try:
         wait_for_port(*SINK)
         sides.append(stock_side(base))
-        sides.append(Configured("pillar.example", "tcp", base, "127.0.0.3", pg))
-        sides.append(Configured("pillar.example, socket", "socket", base, "127.0.0.4", pg, socket=True))
+        for side in (Configured("pillar.example", "tcp", base, "127.0.0.3", pg),
+                     Configured("pillar.example, socket", "socket", base, "127.0.0.4", pg, socket=True)):
+            sides.append(side)
+            side.configure()
         for round_number in range(args.rounds):
             shift = round_number % len(sides)
             for side in sides[shift:] + sides[:shift]:
@@ -281,7 +291,10 @@ def main():
         report(args, sides)
     finally:
         for side in sides:
-            side.stop()
+            try:
+                side.stop()
+            except Exception as error:  # noqa: BLE001 - the other sides must be stopped too
+                print(f"{side.name}: not stopped cleanly: {error}", file=sys.stderr)
         sink.terminate()
         sink.wait()
         pg.stop()

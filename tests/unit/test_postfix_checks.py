@@ -116,6 +116,16 @@ def test_bad_values_are_refused_naming_the_key(key, value, problem):
     assert problem in message
 
 
+def test_a_socket_directory_needs_proxymap():
+    """Debian's chrooted smtpd cannot reach the socket; the postmap -q proof would not notice."""
+    socket = at("database:host", "/var/run/postgresql")
+    assert checks.settings(settings(socket)) is True
+    with pytest.raises(SaltInvocationError, match=r"^pillar postfix:postfixadmin:proxy: must be true while "
+                                                  r"database:host is a socket directory"):
+        checks.settings(settings(socket, at("postfixadmin:proxy", False)))
+    assert checks.settings(settings(at("postfixadmin:proxy", False))) is True, "over TCP it may be off"
+
+
 #: (key, bad secret): control characters anywhere; surrounding whitespace where a lookup table holds it
 BAD_SECRETS = [
     ("database:password", "pw-with-newline\nhidden"),

@@ -190,6 +190,22 @@ def test_any_other_recipient_list_keeps_postfixs_own_check(extra):
     assert "smtpd_reject_unlisted_recipient" not in main(**records.merge(DOVECOT_QUOTA, extra))
 
 
+def test_a_service_with_its_own_recipient_list_keeps_postfixs_check():
+    """main.cf's implicit check is off for the quota check's list only: a service replacing it
+    (submission's -o here) gets the check back, unless it says otherwise."""
+    own = {"submission": {"enabled": True, "options": {"smtpd_recipient_restrictions": "permit_sasl_authenticated, reject"}}}
+    options = records.master(settings(**records.merge(DOVECOT_QUOTA, own)))["submission/inet"]["options"]
+    assert options["smtpd_reject_unlisted_recipient"] == "yes"
+    said = records.merge(own, {"submission": {"options": {"smtpd_reject_unlisted_recipient": "no"}}})
+    options = records.master(settings(**records.merge(DOVECOT_QUOTA, said)))["submission/inet"]["options"]
+    assert options["smtpd_reject_unlisted_recipient"] == "no"
+    options = records.master(settings(**own))["submission/inet"]["options"]
+    assert "smtpd_reject_unlisted_recipient" not in options, "Postfix's default already checks"
+    enabled = records.merge(DOVECOT_QUOTA, {"submission": {"enabled": True}})
+    plain = records.master(settings(**enabled))["submission/inet"]["options"]
+    assert "smtpd_reject_unlisted_recipient" not in plain, "main.cf's list applies there"
+
+
 def test_postfix_main_decides_the_implicit_check_itself():
     params = main(**records.merge(DOVECOT_QUOTA, {"main": {"smtpd_reject_unlisted_recipient": "yes"}}))
     assert params["smtpd_reject_unlisted_recipient"] == "yes"
