@@ -3,13 +3,11 @@ pillar.example (hardening, proxied pgsql lookups, Dovecot quota-status policy
 check), measured interleaved in one run.
 
 smtp-source (Debian's postfix package) sends --messages messages of 1 KB over
---sessions parallel sessions to each instance; all relay what they accept to
-one smtp-sink, so only acceptance is measured. Three instances:
-
-- stock: Postfix with nothing but its own defaults (and the relay to the sink),
-- pillar.example: configured by the formula, PostgreSQL over TCP (127.0.0.1),
-- pillar.example, socket: the same with ``database:host`` the directory of
-  PostgreSQL's Unix socket (PostgreSQL on the mail host).
+--sessions parallel sessions to each instance; both relay what they accept to
+one smtp-sink, so only acceptance is measured. Stock Postfix has nothing but
+its own defaults (and the relay to the sink); the other is configured by the
+formula with pillar.example, PostgreSQL over TCP (127.0.0.1). What one of its
+lookups costs is lookup_bench.py's.
 
 Every queue is on its own tmpfs: the bench compares what Postfix does, not
 the filesystem (on ext4 the inode allocator's cost under this create/delete
@@ -36,6 +34,7 @@ Run as root: ``.venv/bin/python bench/smtp_bench.py [--rounds 15]``.
 
 import argparse
 import collections
+import contextlib
 import os
 import pathlib
 import re
@@ -111,9 +110,11 @@ class Side:
         self.cpu.append(ticks * 1000 / os.sysconf("SC_CLK_TCK") / messages)
 
     def stop(self):
-        self.instance.stop()
-        stop_dovecot(self.instance)
-        subprocess.run(["umount", str(self.instance.queue_dir)], check=False, capture_output=True)
+        try:
+            self.instance.stop()
+        finally:
+            stop_dovecot(self.instance)
+            subprocess.run(["umount", str(self.instance.queue_dir)], check=False, capture_output=True)
 
 
 class Configured(Side):
@@ -260,46 +261,56 @@ def report(args, sides):
               f"Postfix's connections {per_proxymap}")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--sessions", type=int, default=20)
-    parser.add_argument("--messages", type=int, default=2000)
-    args = parser.parse_args()
+@contextlib.contextmanager
+def sandbox(prefix):
+    """(scratch directory, PostgreSQL cluster, list of sides) in a loopback-only network
+    namespace; the sides put on the list are stopped and everything removed afterwards."""
     if os.geteuid() != 0:
         raise SystemExit("run as root: the bench makes a network namespace and starts daemons")
     namespace = Namespace().create().enter()
-    base = pathlib.Path(tempfile.mkdtemp(prefix="smtp-bench-", dir="/var/tmp"))
+    base = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
     base.chmod(0o755)
     pg = PgCluster(base / "pg").start()
-    subprocess.run(["ip", "addr", "add", f"{SINK[0]}/8", "dev", "lo"], check=False, capture_output=True)
-    sink = subprocess.Popen(["smtp-sink", "-u", "postfix", "-c", f"{SINK[0]}:{SINK[1]}", "1000"], stdout=subprocess.DEVNULL)
     sides = []
     try:
-        wait_for_port(*SINK)
-        sides.append(stock_side(base))
-        for side in (Configured("pillar.example", "tcp", base, "127.0.0.3", pg),
-                     Configured("pillar.example, socket", "socket", base, "127.0.0.4", pg, socket=True)):
-            sides.append(side)
-            side.configure()
-        for round_number in range(args.rounds):
-            shift = round_number % len(sides)
-            for side in sides[shift:] + sides[:shift]:
-                for other in sides:
-                    other.drained()
-                side.burst(args.sessions, args.messages)
-        report(args, sides)
+        yield base, pg, sides
     finally:
         for side in sides:
             try:
                 side.stop()
             except Exception as error:  # noqa: BLE001 - the other sides must be stopped too
                 print(f"{side.name}: not stopped cleanly: {error}", file=sys.stderr)
-        sink.terminate()
-        sink.wait()
         pg.stop()
         shutil.rmtree(base, ignore_errors=True)
         namespace.delete()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--messages", type=int, default=2000)
+    args = parser.parse_args()
+    with sandbox("smtp-bench-") as (base, pg, sides):
+        subprocess.run(["ip", "addr", "add", f"{SINK[0]}/8", "dev", "lo"], check=False, capture_output=True)
+        sink = subprocess.Popen(["smtp-sink", "-u", "postfix", "-c", f"{SINK[0]}:{SINK[1]}", "1000"],
+                                stdout=subprocess.DEVNULL)
+        try:
+            wait_for_port(*SINK)
+            sides.append(stock_side(base))
+            configured = Configured("pillar.example", "tcp", base, "127.0.0.3", pg)
+            sides.append(configured)
+            configured.configure()
+            for round_number in range(args.rounds):
+                shift = round_number % len(sides)
+                for side in sides[shift:] + sides[:shift]:
+                    for other in sides:
+                        other.drained()
+                    side.burst(args.sessions, args.messages)
+            report(args, sides)
+        finally:
+            sink.terminate()
+            sink.wait()
 
 
 if __name__ == "__main__":
