@@ -29,7 +29,21 @@ through Dovecot's LMTP, as a mailbox in use has: Dovecot has copied its
 usage into the database, so the quota check knows whether to ask
 quota-status (a mailbox never delivered to is always asked).
 
-Run as root: ``.venv/bin/python bench/smtp_bench.py [--rounds 15]``.
+With --database-cpu N, PostgreSQL runs on CPU N alone and everything else
+(both Postfix instances, Dovecot, smtp-source, smtp-sink) on the other CPUs,
+as when the database is a host of its own (the fleet's ``database`` role):
+the configured side then pays on the mail host's CPUs for its lookups'
+client side (smtpd, cleanup, proxymap) but not for PostgreSQL's parsing,
+planning and executing, and the CPU time per message printed is the mail
+side's.
+
+--without-proxymap adds a third side, pillar.example with
+``postfixadmin:proxy: false``: smtpd and cleanup query PostgreSQL
+themselves, one connection per process and table, instead of through
+proxymap.
+
+Run as root: ``.venv/bin/python bench/smtp_bench.py [--rounds 15]
+[--database-cpu 1] [--without-proxymap]``.
 """
 
 import argparse
@@ -71,15 +85,51 @@ def smtp_source(address, sessions, messages):
                    check=True, capture_output=True, timeout=600)
 
 
-def busy_ticks():
-    """CPU time the whole machine has spent busy, in clock ticks (/proc/stat)."""
+def busy_ticks(cpus=None):
+    """CPU time the whole machine (or its CPUS) has spent busy, in clock ticks (/proc/stat)."""
+    wanted = {"cpu"} if cpus is None else {f"cpu{cpu}" for cpu in cpus}
+    busy = 0
     with open("/proc/stat", encoding="ascii") as stat:
-        user, nice, system, _idle, _iowait, irq, softirq = map(int, stat.readline().split()[1:8])
-    return user + nice + system + irq + softirq
+        for line in stat:
+            name, *fields = line.split()
+            if name in wanted:
+                user, nice, system, _idle, _iowait, irq, softirq = map(int, fields[:7])
+                busy += user + nice + system + irq + softirq
+    return busy
+
+
+def processes():
+    """(pid, name, parent's pid) of every process (/proc/PID/stat)."""
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        yield int(stat.parent.name), text[text.index("(") + 1:text.rindex(")")], int(fields[1])
+
+
+def database_on_its_own_cpu(pg, cpu):
+    """Give PostgreSQL CPU to itself, as the fleet's database host would have, and this
+    process (with whatever it starts from now on: Postfix, Dovecot, smtp-source, smtp-sink)
+    the others. The postmaster's backends inherit its CPU. Returns the mail side's CPUs."""
+    mail_cpus = os.sched_getaffinity(0) - {cpu}
+    if cpu not in os.sched_getaffinity(0) or not mail_cpus:
+        raise SystemExit(f"--database-cpu {cpu}: this process runs on CPUs {sorted(os.sched_getaffinity(0))}; "
+                         "the database needs one of them and the mail side at least one other")
+    postmaster = int((pg.datadir / "postmaster.pid").read_text().split()[0])
+    for pid, _name, parent in processes():
+        if postmaster in (pid, parent):
+            os.sched_setaffinity(pid, {cpu})
+    os.sched_setaffinity(0, mail_cpus)
+    return mail_cpus
 
 
 class Side:
     """One Postfix instance the bursts go to, with its queue on a tmpfs of its own."""
+
+    #: the CPUs whose busy time counts as the mail side's (None: the whole machine's)
+    mail_cpus = None
 
     def __init__(self, name, instance):
         self.name, self.instance = name, instance
@@ -103,9 +153,9 @@ class Side:
 
     def burst(self, sessions, messages):
         """One timed burst: its messages per second and CPU milliseconds per message."""
-        ticks, started = busy_ticks(), time.monotonic()
+        ticks, started = busy_ticks(self.mail_cpus), time.monotonic()
         smtp_source(self.instance.address, sessions, messages)
-        seconds, ticks = time.monotonic() - started, busy_ticks() - ticks
+        seconds, ticks = time.monotonic() - started, busy_ticks(self.mail_cpus) - ticks
         self.rates.append(messages / seconds)
         self.cpu.append(ticks * 1000 / os.sysconf("SC_CLK_TCK") / messages)
 
@@ -120,10 +170,10 @@ class Side:
 class Configured(Side):
     """An instance the formula configured with pillar.example on its own database."""
 
-    def __init__(self, name, slug, base, address, pg, socket=False):
+    def __init__(self, name, slug, base, address, pg, socket=False, proxy=True):
         instance = self.queue_on_tmpfs(PostfixInstance(base / slug, address=address, hostname="mx1.example.com"))
         super().__init__(name, instance.create())
-        self.pg, self.slug, self.base, self.socket = pg, slug, base, socket
+        self.pg, self.slug, self.base, self.socket, self.proxy = pg, slug, base, socket, proxy
         self.dbname = self.lookup_user = None
 
     def configure(self):
@@ -139,6 +189,7 @@ class Configured(Side):
         minion = Masterless(self.base / f"salt-{self.slug}", minion_id="mx1.example.com").write_config()
         minion.set_pillar(PILLAR_EXAMPLE, overlay(self.instance, database, lookup_user), {"postfix": {
             "hardening": {"helo_restrictions": "mynetworks"},
+            "postfixadmin": {"proxy": self.proxy},
             "main": {"virtual_transport": f"smtp:[{SINK[0]}]:{SINK[1]}", "mynetworks": "127.0.0.0/8"},
         }})
         rc, output = minion.apply("postfix")
@@ -204,20 +255,12 @@ class Peak(threading.Thread):
     def __init__(self, pg, dbname, lookup_user, instance):
         super().__init__(daemon=True)
         self.pg, self.dbname, self.lookup_user = pg, dbname, lookup_user
-        self.master = (instance.queue_dir / "pid" / "master.pid").read_text().strip()
+        self.master = int((instance.queue_dir / "pid" / "master.pid").read_text())
         self.connections = self.lookup_connections = self.proxymaps = 0
         self.done = threading.Event()
 
     def _proxymaps(self):
-        count = 0
-        for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
-            try:
-                text = stat.read_text()
-            except OSError:
-                continue
-            name, fields = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
-            count += name == "proxymap" and fields[1] == self.master
-        return count
+        return sum(name == "proxymap" and parent == self.master for _pid, name, parent in processes())
 
     def run(self):
         query = ("SELECT count(*), count(*) FILTER (WHERE usename = %s) FROM pg_stat_activity "
@@ -243,6 +286,9 @@ def report(args, sides):
     stock = sides[0]
     print(f"smtp-source, {args.sessions} sessions, {args.messages} messages of 1 KB, {args.rounds} rounds "
           "(medians; a ratio is the median of the rounds' ratios to stock):")
+    if Side.mail_cpus is not None:
+        print(f"  PostgreSQL on CPU {args.database_cpu} alone, everything else on CPUs "
+              f"{', '.join(map(str, sorted(Side.mail_cpus)))}: CPU time per message is theirs")
     for side in sides:
         line = f"  {side.name:<24} {median(side.rates):6.0f} msg/s  {median(side.cpu):5.2f} CPU-ms/msg"
         if side is not stock:
@@ -290,17 +336,28 @@ def main():
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--database-cpu", type=int, metavar="CPU",
+                        help="PostgreSQL on this CPU alone, everything else on the others (the database on a host "
+                             "of its own, as the fleet's); CPU time per message is then the mail side's")
+    parser.add_argument("--without-proxymap", action="store_true",
+                        help="a third side: pillar.example with postfixadmin:proxy false (each smtpd and cleanup "
+                             "process connects to PostgreSQL itself)")
     args = parser.parse_args()
     with sandbox("smtp-bench-") as (base, pg, sides):
+        if args.database_cpu is not None:
+            Side.mail_cpus = database_on_its_own_cpu(pg, args.database_cpu)
         subprocess.run(["ip", "addr", "add", f"{SINK[0]}/8", "dev", "lo"], check=False, capture_output=True)
         sink = subprocess.Popen(["smtp-sink", "-u", "postfix", "-c", f"{SINK[0]}:{SINK[1]}", "1000"],
                                 stdout=subprocess.DEVNULL)
         try:
             wait_for_port(*SINK)
             sides.append(stock_side(base))
-            configured = Configured("pillar.example", "tcp", base, "127.0.0.3", pg)
-            sides.append(configured)
-            configured.configure()
+            configured = [Configured("pillar.example", "tcp", base, "127.0.0.3", pg)]
+            if args.without_proxymap:
+                configured.append(Configured("without proxymap", "direct", base, "127.0.0.4", pg, proxy=False))
+            for side in configured:
+                sides.append(side)
+                side.configure()
             for round_number in range(args.rounds):
                 shift = round_number % len(sides)
                 for side in sides[shift:] + sides[:shift]:
