@@ -128,9 +128,6 @@ def database_on_its_own_cpu(pg, cpu):
 class Side:
     """One Postfix instance the bursts go to, with its queue on a tmpfs of its own."""
 
-    #: the CPUs whose busy time counts as the mail side's (None: the whole machine's)
-    mail_cpus = None
-
     def __init__(self, name, instance):
         self.name, self.instance = name, instance
         self.rates, self.cpu = [], []
@@ -151,11 +148,12 @@ class Side:
                 raise RuntimeError(f"{self.name}: the queue did not drain in {timeout} s")
             time.sleep(0.1)
 
-    def burst(self, sessions, messages):
-        """One timed burst: its messages per second and CPU milliseconds per message."""
-        ticks, started = busy_ticks(self.mail_cpus), time.monotonic()
+    def burst(self, sessions, messages, cpus=None):
+        """One timed burst: its messages per second and CPU milliseconds per message (of CPUS,
+        by default the whole machine's)."""
+        ticks, started = busy_ticks(cpus), time.monotonic()
         smtp_source(self.instance.address, sessions, messages)
-        seconds, ticks = time.monotonic() - started, busy_ticks(self.mail_cpus) - ticks
+        seconds, ticks = time.monotonic() - started, busy_ticks(cpus) - ticks
         self.rates.append(messages / seconds)
         self.cpu.append(ticks * 1000 / os.sysconf("SC_CLK_TCK") / messages)
 
@@ -281,14 +279,14 @@ def stock_side(base):
     return Side("stock Postfix", instance.start())
 
 
-def report(args, sides):
+def report(args, sides, mail_cpus):
     median = statistics.median
     stock = sides[0]
     print(f"smtp-source, {args.sessions} sessions, {args.messages} messages of 1 KB, {args.rounds} rounds "
           "(medians; a ratio is the median of the rounds' ratios to stock):")
-    if Side.mail_cpus is not None:
+    if mail_cpus is not None:
         print(f"  PostgreSQL on CPU {args.database_cpu} alone, everything else on CPUs "
-              f"{', '.join(map(str, sorted(Side.mail_cpus)))}: CPU time per message is theirs")
+              f"{', '.join(map(str, sorted(mail_cpus)))}: CPU time per message is theirs")
     for side in sides:
         line = f"  {side.name:<24} {median(side.rates):6.0f} msg/s  {median(side.cpu):5.2f} CPU-ms/msg"
         if side is not stock:
@@ -344,8 +342,7 @@ def main():
                              "process connects to PostgreSQL itself)")
     args = parser.parse_args()
     with sandbox("smtp-bench-") as (base, pg, sides):
-        if args.database_cpu is not None:
-            Side.mail_cpus = database_on_its_own_cpu(pg, args.database_cpu)
+        mail_cpus = None if args.database_cpu is None else database_on_its_own_cpu(pg, args.database_cpu)
         subprocess.run(["ip", "addr", "add", f"{SINK[0]}/8", "dev", "lo"], check=False, capture_output=True)
         sink = subprocess.Popen(["smtp-sink", "-u", "postfix", "-c", f"{SINK[0]}:{SINK[1]}", "1000"],
                                 stdout=subprocess.DEVNULL)
@@ -363,8 +360,8 @@ def main():
                 for side in sides[shift:] + sides[:shift]:
                     for other in sides:
                         other.drained()
-                    side.burst(args.sessions, args.messages)
-            report(args, sides)
+                    side.burst(args.sessions, args.messages, mail_cpus)
+            report(args, sides, mail_cpus)
         finally:
             sink.terminate()
             sink.wait()
