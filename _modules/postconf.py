@@ -17,6 +17,7 @@ Input is validated before anything is written; a bad item raises
 """
 
 import hashlib
+import importlib
 import logging
 import os
 import pathlib
@@ -28,27 +29,29 @@ import salt.utils.json
 import salt.utils.path
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+# The syntax postfix_records checks pillar with too. Not a Salt module (the loader
+# skips names starting with "_"), so reloaded here: code saltutil.sync_modules brings
+# then replaces what a running minion imported before.
+importlib.reload(importlib.import_module("_postconf_syntax"))
+from _postconf_syntax import (  # noqa: E402
+    SERVICE_FIELDS,
+    checked_name,
+    checked_service_key,
+    split_daemon_arguments,
+    tokenize,
+    wanted_parameters,
+    wanted_service,
+)
+
 log = logging.getLogger(__name__)
 
 __virtualname__ = "postconf"
 __func_alias__ = {"set_": "set"}
 
-PARAMETER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
-SERVICE_NAME = re.compile(r"[^\s/={}#]+")
-SERVICE_TYPES = ("inet", "unix", "unix-dgram", "fifo", "pass")
-CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 NAME_VALUE_LINE = re.compile(r"^(?P<name>\S+) =(?: (?P<value>.*))?$")
 UNUSED_MAIN_PARAMETER = re.compile(r"main\.cf: unused parameter: (?P<name>[^=\s]+)=(?P<value>.*)$")
 
-#: master.cf's single-column fields, in order, with the validation pattern of their value
-SERVICE_FIELDS = {
-    "private": re.compile(r"[yn-]"),
-    "unpriv": re.compile(r"[yn-]"),
-    "chroot": re.compile(r"[yn-]"),
-    "wakeup": re.compile(r"-|[0-9]+\??"),
-    "maxproc": re.compile(r"-|[0-9]+"),
-}
-#: the names postconf -F uses for those fields
+#: the names postconf -F uses for master.cf's single-column fields (SERVICE_FIELDS)
 POSTCONF_FIELD_NAMES = {
     "private": "private",
     "unpriv": "unprivileged",
@@ -56,7 +59,6 @@ POSTCONF_FIELD_NAMES = {
     "wakeup": "wakeup",
     "maxproc": "process_limit",
 }
-SERVICE_SPEC_KEYS = (*SERVICE_FIELDS, "command", "options", "enabled")
 
 
 def __virtual__():
@@ -128,48 +130,12 @@ def _squash(value):
     return None if value is None else " ".join(value.split())
 
 
-def _as_text(what, value, list_separator):
-    """A pillar value as Postfix text: booleans become yes/no, lists are joined."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return list_separator.join(_as_text(what, item, list_separator) for item in value)
-    if isinstance(value, str):
-        return value.strip()
-    raise SaltInvocationError(f"{what}: value must be text, a number, a boolean or a list, not {type(value).__name__}")
-
-
-def _checked_name(name, what="parameter name"):
-    if not isinstance(name, str) or not PARAMETER_NAME.fullmatch(name):
-        raise SaltInvocationError(f"invalid Postfix {what}: {name!r}")
-    return name
-
-
-def _checked_value(what, value, list_separator=", "):
-    text = _as_text(what, value, list_separator)
-    if CONTROL_CHARACTER.search(text):
-        raise SaltInvocationError(f"{what}: value contains a newline or control character: {text!r}")
-    return text
-
-
 # --- main.cf -----------------------------------------------------------------
-
-
-def _wanted_parameters(params):
-    """Validate PARAMS: {name: text} with None kept for "remove"."""
-    if not isinstance(params, dict):
-        raise SaltInvocationError(f"params must be a dict of parameter names to values, not {type(params).__name__}")
-    return {
-        _checked_name(name): None if value is None else _checked_value(f"parameter {name}", value)
-        for name, value in params.items()
-    }
 
 
 def _check_known(names, in_use, user_defined, config_dir):
     """Refuse names Postfix does not know unless declared user-defined (a list)."""
-    declared = {_checked_name(name, "user-defined parameter name") for name in user_defined}
+    declared = {checked_name(name, "user-defined parameter name") for name in user_defined}
     unknown = set(names) - set(in_use) - declared
     if unknown:
         unknown -= _known_names(config_dir)
@@ -276,7 +242,7 @@ def get(name, config_dir=None):
         salt '*' postconf.get myhostname
         salt '*' postconf.get message_size_limit config_dir=/etc/postfix-out
     """
-    _checked_name(name)
+    checked_name(name)
     values = _read_cache(config_dir)["values"]
     if name in values:
         return values[name]
@@ -310,7 +276,7 @@ def default(name, config_dir=None):
         salt '*' postconf.default proxy_read_maps
         salt '*' postconf.default virtual_mailbox_limit_maps config_dir=/etc/postfix-out
     """
-    _checked_name(name)
+    checked_name(name)
     result = _postconf(["-d", "-h", name], config_dir)
     if _is_unknown(name, result):
         raise SaltInvocationError(f"unknown Postfix parameter: {name}")
@@ -449,7 +415,7 @@ def set_(params, config_dir=None, user_defined=None, test=False):
         salt '*' postconf.set '{"biff": "no", "message_size_limit": 20971520}'
         salt '*' postconf.set '{"mua_client_restrictions": "permit_sasl_authenticated, reject"}' user_defined='[mua_client_restrictions]'
     """
-    return _apply_main(_wanted_parameters(params), config_dir, user_defined, test)
+    return _apply_main(wanted_parameters(params), config_dir, user_defined, test)
 
 
 def unset(names, config_dir=None, test=False):
@@ -477,61 +443,17 @@ def unset(names, config_dir=None, test=False):
     names = [names] if isinstance(names, str) else names
     if not isinstance(names, (list, tuple)):
         raise SaltInvocationError(f"names must be a parameter name or a list of them, not {type(names).__name__}")
-    return _apply_main({_checked_name(name): None for name in names}, config_dir, None, test)
+    return _apply_main({checked_name(name): None for name in names}, config_dir, None, test)
 
 
 # --- master.cf ---------------------------------------------------------------
 
 
-def _tokens(text):
-    """Split master.cf text at whitespace, keeping ``{...}`` groups whole (as postconf does)."""
-    tokens, current, depth = [], "", 0
-    for char in text:
-        if char.isspace() and depth == 0:
-            if current:
-                tokens.append(current)
-            current = ""
-            continue
-        if char == "{":
-            depth += 1
-        elif char == "}" and depth:
-            depth -= 1
-        current += char
-    if current:
-        tokens.append(current)
-    return tokens
-
-
-def _unbraced(token):
-    return token[1:-1].strip() if token.startswith("{") and token.endswith("}") else token
-
-
-def _split_daemon_arguments(arguments):
-    """Daemon options come before the first non-option argument (as postconf reads them):
-    -> ({-o name: value}, the other arguments in order)."""
-    options, others = {}, []
-    index = 0
-    while index < len(arguments):
-        argument = arguments[index]
-        if not argument.startswith("-") or argument == "--":
-            break
-        glued = argument.startswith("-o") and argument != "-o"
-        if glued or (argument == "-o" and index + 1 < len(arguments)):
-            setting = argument[2:] if glued else arguments[index + 1]
-            name, _, value = _unbraced(setting).partition("=")
-            options[name.strip()] = value.strip()
-            index += 1 if glued else 2
-            continue
-        others.append(argument)
-        index += 1
-    return options, others + arguments[index:]
-
-
 def _parse_service(line):
     """One ``postconf -M`` line -> ("name/type", entry dict)."""
-    tokens = _tokens(line)
+    tokens = tokenize(line)
     name, service_type, *fields = tokens[:7]
-    options, arguments = _split_daemon_arguments(tokens[8:])
+    options, arguments = split_daemon_arguments(tokens[8:])
     entry = dict(zip(SERVICE_FIELDS, fields, strict=True))
     entry["command"] = " ".join([tokens[7], *arguments])
     entry["options"] = options
@@ -541,76 +463,6 @@ def _parse_service(line):
 def _read_master(config_dir):
     lines = _postconf(["-M"], config_dir)["stdout"].splitlines()
     return dict(_parse_service(line) for line in lines if line.strip())
-
-
-def _checked_service_key(key):
-    if not isinstance(key, str) or key.count("/") != 1:
-        raise SaltInvocationError(f"invalid master.cf service {key!r}: expected name/type, e.g. submission/inet")
-    name, service_type = key.split("/")
-    if not SERVICE_NAME.fullmatch(name):
-        raise SaltInvocationError(f"invalid master.cf service name {name!r} in {key!r}")
-    if service_type not in SERVICE_TYPES:
-        raise SaltInvocationError(
-            f"invalid master.cf service type {service_type!r} in {key!r}: one of {', '.join(SERVICE_TYPES)}"
-        )
-    return key
-
-
-def _checked_field(key, field, value):
-    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or not SERVICE_FIELDS[field].fullmatch(text):
-        raise SaltInvocationError(f"service {key}: invalid {field} field {value!r}")
-    return text
-
-
-def _checked_command(key, command):
-    if not isinstance(command, str) or not command.strip():
-        raise SaltInvocationError(f"service {key}: a command is required")
-    if CONTROL_CHARACTER.search(command):
-        raise SaltInvocationError(f"service {key}: command contains a newline or control character: {command!r}")
-    tokens = _tokens(command)
-    options, _ = _split_daemon_arguments(tokens[1:])
-    if tokens[0].startswith("-") or options:
-        raise SaltInvocationError(
-            f"service {key}: command {command!r} must start with the program and hold no -o options"
-        )
-    return " ".join(tokens)
-
-
-def _checked_options(key, options):
-    if options is None:
-        return {}
-    if not isinstance(options, dict):
-        raise SaltInvocationError(f"service {key}: options must be a dict of -o parameter names to values")
-    checked = {}
-    for name, value in options.items():
-        _checked_name(name, f"-o parameter name in service {key}")
-        text = _checked_value(f"service {key} -o {name}", value, list_separator=",")
-        if re.search(r"\s", text):
-            raise SaltInvocationError(
-                f"service {key} -o {name}: value contains whitespace (postconf -P refuses it): {text!r}"
-            )
-        checked[name] = text
-    return checked
-
-
-def _wanted_service(key, spec):
-    """Validate one service spec; None means "absent"."""
-    _checked_service_key(key)
-    if not isinstance(spec, dict):
-        raise SaltInvocationError(f"service {key}: expected a dict of fields, command and options")
-    unknown = set(spec) - set(SERVICE_SPEC_KEYS)
-    if unknown:
-        raise SaltInvocationError(f"service {key}: unknown field(s) {', '.join(sorted(unknown))}")
-    enabled = spec.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise SaltInvocationError(f"service {key}: enabled must be true or false, not {enabled!r}")
-    if not enabled:
-        return None
-    entry = {field: _checked_field(key, field, spec.get(field, "-")) for field in SERVICE_FIELDS}
-    entry["command"] = _checked_command(key, spec.get("command"))
-    entry["options"] = _checked_options(key, spec.get("options"))
-    return entry
 
 
 def _check_option_names(wanted, current, config_dir):
@@ -632,7 +484,7 @@ def _check_option_names(wanted, current, config_dir):
 
 def _entry_line(key, entry):
     """A master.cf entry for postconf -M: fields, program, -o options, then the other arguments."""
-    program, *arguments = _tokens(entry["command"])
+    program, *arguments = tokenize(entry["command"])
     options = [f"-o {name}={value}" for name, value in entry["options"].items()]
     fields = [entry[field] for field in SERVICE_FIELDS]
     return " ".join([*key.split("/"), *fields, program, *options, *arguments])
@@ -735,7 +587,7 @@ def set_service(name, fields=None, options=None, config_dir=None, test=False):
         salt '*' postconf.set_service submission/inet fields='{"private": "n", "chroot": "n", "command": "smtpd"}' options='{"smtpd_sasl_auth_enable": "yes"}'
         salt '*' postconf.set_service submission/inet options='{"smtpd_tls_security_level": null}'
     """
-    _checked_service_key(name)
+    checked_service_key(name)
     if fields is not None and not isinstance(fields, dict):
         raise SaltInvocationError(f"service {name}: fields must be a dict")
     if options is not None and not isinstance(options, dict):
@@ -751,7 +603,7 @@ def set_service(name, fields=None, options=None, config_dir=None, test=False):
         **(fields or {}),
         "options": {key: value for key, value in merged_options.items() if value is not None},
     }
-    return _apply_master({name: _wanted_service(name, spec)}, current, config_dir, test)
+    return _apply_master({name: wanted_service(name, spec)}, current, config_dir, test)
 
 
 def remove_service(name, config_dir=None, test=False):
@@ -773,7 +625,7 @@ def remove_service(name, config_dir=None, test=False):
 
         salt '*' postconf.remove_service submission/inet
     """
-    _checked_service_key(name)
+    checked_service_key(name)
     return _apply_master({name: None}, _read_master(config_dir), config_dir, test)
 
 
@@ -802,5 +654,5 @@ def set_services(services, config_dir=None, test=False):  # pylint: disable=rede
     """
     if not isinstance(services, dict):
         raise SaltInvocationError("services must be a dict of name/type to service specs")
-    wanted = {key: _wanted_service(key, spec) for key, spec in services.items()}
+    wanted = {key: wanted_service(key, spec) for key, spec in services.items()}
     return _apply_master(wanted, _read_master(config_dir), config_dir, test)

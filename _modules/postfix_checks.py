@@ -1,8 +1,10 @@
 """
 Checks of the formula's merged settings (pillar ``postfix`` over
-defaults.yaml) before any state runs: every value that ends up in
-Dovecot's files (dovecot.conf, dovecot-sql.conf.ext), the DNS cache's
-configuration, the pgsql lookup tables and the database connections.
+defaults.yaml) before any state runs: every key is one defaults.yaml has
+(and of its kind), and every value that ends up in Dovecot's files
+(dovecot.conf, dovecot-sql.conf.ext), the DNS cache's configuration, the
+pgsql lookup tables, the database connections and postfixadmin's rows is
+one they can take.
 
 map.jinja calls :py:func:`settings` when it builds the settings, so a bad
 value fails the whole run naming its key, before the first file is written;
@@ -10,14 +12,26 @@ it builds them once per run and takes them from :py:func:`kept` in every
 other sls (the run's ``__context__``, which each state run starts afresh).
 Pure: no other execution module, no reads of the host.
 
-A value under a key named ``password`` is never shown in an error.
+A value that is or may give away a secret (a password, a database
+connection, a private key, a secret map's entries) is never shown in an
+error.
 """
 
 import copy
+import importlib
 import ipaddress
 import re
 
 from salt.exceptions import SaltInvocationError
+
+# The postfixadmin modules' own checks of rows and of the encrypt setting (pure; psycopg
+# is not needed for them). Not Salt modules (the loader skips names starting with "_"),
+# so reloaded here: code saltutil.sync_modules brings then replaces what a running
+# minion imported before.
+importlib.reload(importlib.import_module("_postfixadmin_db"))
+importlib.reload(importlib.import_module("_postfixadmin_passwords"))
+from _postfixadmin_db import _address, _checked, _domain_name  # noqa: E402
+from _postfixadmin_passwords import _encrypt_format  # noqa: E402
 
 __virtualname__ = "postfix_checks"
 
@@ -50,13 +64,42 @@ _KEPT = "postfix_checks.kept"
 #: postfix:fleet:role (postfix_fleet.ROLES)
 FLEET_ROLES = ("database", "primary", "backup")
 
+#: mappings whose keys are the pillar's own (parameters, services, maps, rows,
+#: server settings): defaults.yaml cannot name them
+FREE_FORM = {
+    ("main",), ("master",), ("maps",), ("aliases",), ("submission", "options"),
+    ("postfixadmin", "domains"), ("postfixadmin", "mailboxes"), ("postfixadmin", "aliases"),
+    ("lookup", "map_type_pkgs"), ("database_server", "settings"), ("performance", "dns_cache", "packages"),
+}
+#: database connections: defaults.yaml names only some of the keys they take
+CONNECTIONS = {("database",), ("database_server", "superuser")}
+CONNECTION_KEYS = ("host", "port", "dbname", "user", "password", "sslmode")
+#: mappings pillar may set to null (nothing uses them then)
+NULLABLE = {("database",)}
+
 
 def __virtual__():
     return __virtualname__
 
 
+#: settings whose every value may be a secret or give one away (a connection given as
+#: one conninfo text holds its password)
+_SECRET_SETTINGS = (("database",), ("relay", "sync_from"), ("database_server", "superuser"),
+                    ("postfixadmin", "lookup_user"), ("relayhost",))
+#: keys whose value is, or by mistake may be, a private key
+_KEY_SETTINGS = ("key", "key_pem")
+
+
+def _secret(path, value=None):
+    """Whether the value at PATH (a tuple of keys) must not be shown in an error."""
+    return (_SECRET_KEY in path or any(part in _KEY_SETTINGS for part in path)
+            or any(path[:len(prefix)] == prefix for prefix in _SECRET_SETTINGS)
+            or (isinstance(value, str) and "PRIVATE KEY" in value))
+
+
 def _invalid(key, problem, value):
-    raise SaltInvocationError(f"pillar postfix:{key}: {problem}, got {value!r}")
+    shown = "(value not shown)" if _secret(tuple(key.split(":")), value) else repr(value)
+    raise SaltInvocationError(f"pillar postfix:{key}: {problem}, got {shown}")
 
 
 def _get(settings, key):
@@ -85,7 +128,47 @@ def _walk(value, path=()):
 _FILE_CONTENTS = {("tls", "cert_pem"), ("tls", "key_pem")}
 
 
+def _kind(value):
+    return {dict: "a mapping", list: "a list", str: "a text", bool: "true or false",
+            int: "a number", float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _shaped_like_defaults(settings, defaults, path=()):
+    """Every key of SETTINGS is one defaults.yaml has (a typo would otherwise
+    leave the default in place, silently), and is true or false, a list or a
+    mapping where defaults.yaml's is. Values are described, not shown: a
+    mistyped key may hold a password."""
+    for key, value in settings.items():
+        here = path + (str(key),)
+        name = ":".join(here)
+        if key not in defaults:
+            known = sorted(set(defaults) | (set(CONNECTION_KEYS) if path in CONNECTIONS else set()))
+            if key not in known:
+                raise SaltInvocationError(
+                    f"pillar postfix:{name}: is not a setting of this formula (under postfix:"
+                    f"{':'.join(path) + ':' if path else ''} it knows {', '.join(map(str, known))})")
+            continue
+        default = defaults[key]
+        if isinstance(default, bool) and not isinstance(value, bool):
+            _invalid(name, "must be true or false (unquoted)", value)
+        elif isinstance(default, list) and not isinstance(value, list):
+            raise SaltInvocationError(f"pillar postfix:{name}: must be a list, got {_kind(value)}")
+        elif isinstance(default, dict) and not (value is None and here in NULLABLE):
+            if not isinstance(value, dict):
+                raise SaltInvocationError(f"pillar postfix:{name}: must be a mapping, got {_kind(value)}")
+            if here not in FREE_FORM:
+                _shaped_like_defaults(value, default, here)
+
+
+def _secret_map_entries(settings):
+    """The key paths of the entries of the maps pillar marks secret."""
+    maps = settings.get("maps")
+    return {("maps", str(name), "entries") for name, spec in (maps.items() if isinstance(maps, dict) else ())
+            if isinstance(spec, dict) and spec.get("secret") is True}
+
+
 def _no_control_characters(settings):
+    secret_entries = _secret_map_entries(settings)
     for path, value in _walk(settings):
         if path in _FILE_CONTENTS:
             if isinstance(value, str) and _CONTROL.search(value.replace("\n", "")):
@@ -94,7 +177,7 @@ def _no_control_characters(settings):
             continue
         if isinstance(value, str) and _CONTROL.search(value):
             key = ":".join(path)
-            if _SECRET_KEY in path:
+            if _secret(path, value) or path[:3] in secret_entries:
                 raise SaltInvocationError(f"pillar postfix:{key}: contains a control character (value not shown)")
             _invalid(key, "must not contain control characters (a newline would add lines to a config file)", value)
 
@@ -274,29 +357,75 @@ def _dns_cache(settings):
     _absolute_path(f"{key}:pidfile", _get(settings, f"{key}:pidfile"))
 
 
-def settings(postfix, keep=None):
+#: postfixadmin:SECTION -> (the row kind the postfixadmin states take, the check of its key)
+_ROWS = {
+    "domains": ("domain", _domain_name),
+    "mailboxes": ("mailbox", _address),
+    "aliases": ("alias", lambda name: _address(name, catch_all=True)),
+}
+#: what a row's pillar entry holds besides the row's fields
+_ROW_SETTINGS = {"ensure", "password", "name"}  # name: postfixadmin/init.sls refuses it, saying why
+
+
+def _postfixadmin_rows(settings):
+    """Every domain, mailbox and alias postfixadmin pillar lists, checked as its state
+    checks it when it runs (by then the states before it would have changed things)."""
+    for section, (kind, check_name) in _ROWS.items():
+        rows = _get(settings, f"postfixadmin:{section}") or {}
+        if not isinstance(rows, dict):
+            continue  # _shaped_like_defaults names it
+        for name, entry in rows.items():
+            key = f"postfixadmin:{section}:{name}"
+            entry = {} if entry is None else entry
+            if not isinstance(entry, dict):
+                raise SaltInvocationError(f"pillar postfix:{key}: must be a mapping of fields, got {_kind(entry)}")
+            fields = {field: value for field, value in entry.items() if field not in _ROW_SETTINGS}
+            try:
+                check_name(name)
+                if entry.get("ensure", "present") == "present":
+                    if kind == "alias" and "goto" not in fields:
+                        raise SaltInvocationError("goto (the addresses it forwards to) is required")
+                    _checked(kind, fields)
+            except SaltInvocationError as error:
+                raise SaltInvocationError(f"pillar postfix:{key}: {error}") from None
+    if _get(settings, "postfixadmin:encrypt") is not None:
+        try:
+            _encrypt_format(_get(settings, "postfixadmin:encrypt"))
+        except SaltInvocationError as error:
+            raise SaltInvocationError(f"pillar postfix:postfixadmin:encrypt: {error}") from None
+
+
+def settings(postfix, keep=None, defaults=None):
     """
     Check the merged formula settings POSTFIX (the ``postfix`` pillar tree over
     defaults.yaml, as map.jinja builds it); return True or raise
     SaltInvocationError naming the first bad key (``pillar postfix:KEY: ...``).
     With ``keep`` (a name, e.g. ``postfix:base``: the formula's root and
     saltenv), checked settings are kept for the rest of the run
-    (:py:func:`kept`).
+    (:py:func:`kept`). With ``defaults`` (defaults.yaml's ``postfix`` tree),
+    every key must be one defaults.yaml has (but under ``main``, ``master``,
+    ``maps``, ``aliases``, ``submission:options``, postfixadmin's rows and
+    the like, whose keys are the pillar's own), and true or false, a list or
+    a mapping where defaults.yaml's value is.
 
     Checked: no control character anywhere (keys too); ports are integers
     1-65535; paths are absolute; Dovecot's sockets relative to the queue
     directory; ``sslmode``, ``password_scheme`` and the DNS cache backend
-    are known values; hosts are names or addresses.
+    are known values; hosts are names or addresses; postfixadmin's domains,
+    mailboxes and aliases as the postfixadmin states check them.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-call postfix_checks.settings '{"database": {"port": 5432}}'
+        salt-call postfix_checks.settings '{"submission": {"enable": true}}' defaults='{"submission": {"enabled": false}}'
     """
     if not isinstance(postfix, dict):
         raise SaltInvocationError(f"pillar postfix: must be a mapping, got {postfix!r}")
     _no_control_characters(postfix)
+    if defaults is not None:
+        _shaped_like_defaults(postfix, defaults)
     for key in ("config_dir", "lookup:config_dir"):
         _absolute_path(key, _get(postfix, key), optional=True)
     _absolute_path("postfixadmin:tables_dir", _get(postfix, "postfixadmin:tables_dir"), optional=True)
@@ -304,6 +433,7 @@ def settings(postfix, keep=None):
     _database("database", _get(postfix, "database"), optional=True)  # null where nothing uses it
     _database("relay:sync_from", _get(postfix, "relay:sync_from"), optional=True)
     _lookup_user(postfix)
+    _postfixadmin_rows(postfix)
     _socket_needs_proxy(postfix)
     _dovecot(postfix)
     _dns_cache(postfix)

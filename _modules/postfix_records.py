@@ -16,10 +16,17 @@ which proxied maps its default ``proxy_read_maps`` leaves out
 (``postconf.parameters`` with ``extend_proxy_read_maps``).
 """
 
+import importlib
 import math
 import re
 
 from salt.exceptions import SaltInvocationError
+
+# The syntax the postconf module checks its input with. Not a Salt module (the
+# loader skips names starting with "_"), so reloaded here: code
+# saltutil.sync_modules brings then replaces what a running minion imported before.
+importlib.reload(importlib.import_module("_postconf_syntax"))
+from _postconf_syntax import SERVICE_TYPES, wanted_parameters, wanted_service  # noqa: E402
 
 __virtualname__ = "postfix_records"
 
@@ -112,7 +119,6 @@ SUBMISSION_SERVICE = "submission/inet"
 BANNER_PATTERN = re.compile(
     r"^(\$myhostname|\$\{myhostname\}|\$\(myhostname\)|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+) ESMTP( |$)"
 )
-SERVICE_TYPES = ("inet", "unix", "unix-dgram", "fifo", "pass")
 
 
 def __virtual__():
@@ -121,6 +127,16 @@ def __virtual__():
 
 def _invalid(key, problem, value):
     raise SaltInvocationError(f"pillar postfix:{key}: {problem}, got {value!r}")
+
+
+def _as_postconf_takes_it(key, check, *args):
+    """CHECK(*ARGS), the postconf module's own check of its input, run while
+    the sls renders: refused there, the run would fail after other states
+    changed things."""
+    try:
+        check(*args)
+    except SaltInvocationError as error:
+        raise SaltInvocationError(f"pillar postfix:{key}: {error}") from None
 
 
 def _yes_no(key, value):
@@ -557,7 +573,9 @@ def main(settings, mem_total=None):
     params = merge(params, _raw_main(settings))
     if backend == "dovecot":
         params = _with_restriction_class(params, QUOTA_STATUS_CLASS)
-    return _recipient_validation(settings, with_everyday_features(settings, params))
+    params = _recipient_validation(settings, with_everyday_features(settings, params))
+    _as_postconf_takes_it("main", wanted_parameters, params)
+    return params
 
 
 def _sasl_path(settings):
@@ -639,8 +657,12 @@ def master(settings):
         }
     raw = _mapping(settings, "master")
     _check_services(raw)
-    raw = services_with_map_references(settings, raw)
-    return _with_recipient_check(settings, _without_null_options(merge(services, raw)))
+    services = _with_recipient_check(
+        settings, _without_null_options(merge(services, services_with_map_references(settings, raw))))
+    for key, record in services.items():
+        origin = f"master:{key}" if key in raw else "submission" if key == SUBMISSION_SERVICE else "policy"
+        _as_postconf_takes_it(origin, wanted_service, key, record)
+    return services
 
 
 def _with_recipient_check(settings, services):
@@ -792,6 +814,9 @@ def tls_files(settings):
     for name, value in (("cert_pem", cert_pem), ("key_pem", key_pem)):
         if value is not None and (not isinstance(value, str) or "-----BEGIN " not in value):
             _invalid(f"tls:{name}", "must be PEM text", "(not PEM)")
+    if isinstance(cert_pem, str) and "PRIVATE KEY" in cert_pem:
+        raise SaltInvocationError("pillar postfix:tls:cert_pem: holds a private key (value not shown): the "
+                                  "certificate file is world-readable; give the key as tls:key_pem")
     if (cert_pem is None) != (key_pem is None):
         missing = "key_pem" if key_pem is None else "cert_pem"
         _invalid(f"tls:{missing}", "cert_pem and key_pem go together", None)
@@ -859,6 +884,23 @@ def _map_value(key, value, secret=False):
     return value
 
 
+def _map_key(key, entry_key, map_type, aliases=False):
+    """An entry's key as the table file's line starts with it: postmap and postalias end
+    the key at whitespace (at ':' in aliases), take a line starting with whitespace as
+    the previous line's continuation, and one starting with '#' as a comment."""
+    text = str(entry_key)
+    if map_type in ("pcre", "regexp"):
+        if not text.strip() or text != text.strip() or text.startswith("#"):
+            _invalid(f"{key}:entries:{text}", "a pattern must not be empty, start or end with whitespace, or "
+                                              "start with #", text)
+        return text
+    if not text or text.startswith("#") or any(c.isspace() or (aliases and c == ":") for c in text):
+        _invalid(f"{key}:{text}" if aliases else f"{key}:entries:{text}",
+                 f"a key must not be empty, start with #, or contain whitespace{' or a colon' if aliases else ''} "
+                 "(the table file would read another key)", text)
+    return text
+
+
 def static_maps(settings):
     """
     Every static map the formula writes, by name: the pillar's ``maps``,
@@ -881,7 +923,8 @@ def static_maps(settings):
         if not isinstance(name, str) or not MAP_NAME.match(name) or name in (RELAYHOST_MAP, ALIASES_MAP):
             _invalid(key, f"map names are letters, digits, '_', '.', '-' (not {RELAYHOST_MAP} or {ALIASES_MAP})", name)
         if not isinstance(spec, dict):
-            _invalid(key, "must be a mapping with entries (and type, mode, secret)", spec)
+            raise SaltInvocationError(f"pillar postfix:{key}: must be a mapping with entries (and type, mode, "
+                                      f"secret), got a {type(spec).__name__} (value not shown)")
         unknown = set(spec) - {"type", "entries", "mode", "secret"}
         if unknown:
             _invalid(f"{key}:{sorted(unknown)[0]}", "unknown key (known: type, entries, mode, secret)", sorted(unknown)[0])
@@ -890,7 +933,8 @@ def static_maps(settings):
             _invalid(f"{key}:type", f"must be one of {', '.join(MAP_TYPES)} (or unset: default_database_type)", map_type)
         entries = spec.get("entries") or {}
         if not isinstance(entries, dict):
-            _invalid(f"{key}:entries", "must be a mapping of key: value", entries)
+            raise SaltInvocationError(f"pillar postfix:{key}:entries: must be a mapping of key: value, got a "
+                                      f"{type(entries).__name__} (value not shown)")
         secret = _yes_no(f"{key}:secret", spec.get("secret", False)) == "yes"
         mode = spec.get("mode")
         if mode is not None and not re.match(r"^0?[0-7]{3}$", str(mode)):
@@ -900,7 +944,8 @@ def static_maps(settings):
         found[name] = {
             "type": map_type,
             "entries": [
-                [str(k), _map_value(f"{key}:entries:{k}", v, secret)] for k, v in entries.items() if v is not None
+                [_map_key(key, k, map_type), _map_value(f"{key}:entries:{k}", v, secret)]
+                for k, v in entries.items() if v is not None
             ],
             "mode": "0600" if secret else str(mode or "0644"),
             "secret": secret,
@@ -910,7 +955,8 @@ def static_maps(settings):
     if aliases:
         found[ALIASES_MAP] = {
             "type": None,
-            "entries": [[str(k), _map_value(f"aliases:{k}", v)] for k, v in aliases.items() if v is not None],
+            "entries": [[_map_key("aliases", k, None, aliases=True), _map_value(f"aliases:{k}", v)]
+                        for k, v in aliases.items() if v is not None],
             "mode": "0644",
             "secret": False,
             "format": "aliases",
@@ -938,8 +984,17 @@ def _relayhost_credentials(settings):
     if username is None:
         return None
     _text("relayhost:username", username, allow_none=False)
+    if any(character.isspace() for character in host):
+        _invalid("relayhost:host", "must not contain whitespace with a username (it is the key of the password "
+                                   "table's one line)", host)
+    if ":" in username or any(character.isspace() for character in username):
+        _invalid("relayhost:username", "must not contain a colon or whitespace (Postfix reads the password table's "
+                                       "value as username:password, cut at the first colon)", username)
     if not isinstance(password, str) or not password or "\n" in password:
-        raise SaltInvocationError("pillar postfix:relayhost:password: must be a one-line text")
+        raise SaltInvocationError("pillar postfix:relayhost:password: must be a one-line text (value not shown)")
+    if password != password.strip():
+        raise SaltInvocationError("pillar postfix:relayhost:password: starts or ends with whitespace, which postmap "
+                                  "would drop (value not shown)")
     return [host, f"{username}:{password}"]
 
 
@@ -1033,7 +1088,7 @@ def services_with_map_references(settings, services):
 
     .. code-block:: bash
 
-        salt '*' postfix_records.services_with_map_references "$(cat postfix-settings.json)" '{"submission/inet": {"options": {"smtpd_sender_restrictions": "check_sender_access maps:senders"}}}'
+        salt '*' postfix_records.services_with_map_references "$(cat postfix-settings.json)" '{"submission/inet": {"command": "smtpd", "options": {"smtpd_sender_restrictions": "check_sender_access,maps:senders"}}}'
     """
     known = static_maps(settings)
     resolved = {}

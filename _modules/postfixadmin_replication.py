@@ -386,6 +386,20 @@ def _scram_matches(password, verifier):
     )
 
 
+def _scram_verifier(conn, name, password):
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for PASSWORD, made here (by libpq), so
+    the password itself never reaches the server."""
+    return conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256").decode()
+
+
+def _statements_kept_out_of_the_server_log(conn):
+    """Whatever the server logs (statements, slow or sampled ones, failing ones), not
+    the statements CONN sends next in this session: they carry a password."""
+    for setting in ("log_min_error_statement = panic", "log_statement = 'none'", "log_min_duration_statement = -1",
+                    "log_min_duration_sample = -1", "log_transaction_sample_rate = 0"):
+        conn.execute(f"SET {setting}")
+
+
 def role_present(name, password=None, replication=False, login=True, database=None, dry_run=False):
     """
     A PostgreSQL role ``name`` with LOGIN (``login``), REPLICATION
@@ -422,12 +436,11 @@ def role_present(name, password=None, replication=False, login=True, database=No
             return changes
         options = sql.SQL(" ").join(
             [sql.SQL("LOGIN" if login else "NOLOGIN"), sql.SQL("REPLICATION" if replication else "NOREPLICATION")]
-            + ([sql.SQL("PASSWORD {}").format(sql.Literal(password))] if password_changes else [])
+            + ([sql.SQL("PASSWORD {}").format(sql.Literal(_scram_verifier(conn, name, password)))]
+               if password_changes else [])
         )
         verb = "CREATE ROLE {} {}" if row is None else "ALTER ROLE {} {}"
-        # The statement carries the password: keep it out of the server log even when it fails.
-        conn.execute("SET log_min_error_statement = panic")
-        conn.execute("SET log_statement = 'none'")
+        _statements_kept_out_of_the_server_log(conn)  # the verifier, though not the password, is in the statement
         try:
             conn.execute(sql.SQL(verb).format(sql.Identifier(name), options))
         except psycopg.Error as exc:
@@ -593,7 +606,7 @@ def subscription_present(name, source, publication="postfixadmin_relay", databas
         if not changes or dry_run:
             return changes
         _install_copy_triggers(conn, triggers)
-        conn.execute("SET log_min_error_statement = panic")  # statements below carry the password
+        _statements_kept_out_of_the_server_log(conn)  # the connection below carries the password
         subscription = sql.Identifier(name)
         if current is None:
             with conn.transaction():

@@ -143,7 +143,8 @@ def _cache_dir(kind, config_directory):
 def _copy_config(source_dir, target_dir):
     """Copy CONFIG_FILES from SOURCE_DIR to TARGET_DIR, each replaced atomically, times kept
     (an old main.cf spares Postfix tools their wait for a just-written file to settle)."""
-    os.makedirs(target_dir, exist_ok=True)
+    os.makedirs(target_dir, mode=0o700, exist_ok=True)
+    os.chmod(target_dir, 0o700)  # the digests kept beside the copies are of files holding passwords
     for filename in CONFIG_FILES:
         target = os.path.join(target_dir, filename)
         temporary = os.path.join(target_dir, f".{filename}.salt-copy")
@@ -185,6 +186,7 @@ def _keep_known_good(config_directory, config_files=()):
     _copy_config(config_directory, _cache_dir(KNOWN_GOOD_DIR, config_directory))
     with salt.utils.atomicfile.atomic_open(_known_good_digests_path(config_directory), "w") as handle:
         salt.utils.json.dump(_digests(config_files), handle, indent=2, sort_keys=True)
+    os.chmod(_known_good_digests_path(config_directory), 0o600)
 
 
 def _reload_owed(config_directory, config_files=()):

@@ -178,6 +178,11 @@ def managed(name, entries, type=None, mode="0644", secret=False, format="map", c
         if rewrite:
             _write(name, text, wanted_mode)
         if reindex:
+            if index_state is not None and index_state[:3] != (wanted_mode, 0, 0):
+                # postmap rebuilds an index in place, keeping its mode: made secret, the
+                # map's new entries must not land in a readable index, not even until chmod
+                os.chown(index, 0, 0)
+                os.chmod(index, wanted_mode)
             tool = "postalias" if format == "aliases" else "postmap"
             argv = [tool] + (["-c", config_dir] if config_dir else []) + [f"{type}:{name}"]
             _run(argv, secrets)

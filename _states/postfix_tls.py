@@ -176,6 +176,9 @@ def certificate(name, key, cert_pem=None, key_pem=None):
             fingerprint = _check(cert_data, key_data, name, key)
             ret["comment"] = f"{name} and {key} are a valid pair (SHA256 {fingerprint})"
             return ret
+        if "PRIVATE KEY" in cert_pem:
+            raise _Refused(f"cert_pem for {name} holds a private key, and the certificate file is world-readable: "
+                           "give the key as key_pem only")
         cert_data, key_data = cert_pem.encode(), key_pem.encode()
         fingerprint = _check(cert_data, key_data, f"{name} (tls:cert_pem)", f"{key} (tls:key_pem)")
         changes = {}

@@ -591,7 +591,9 @@ def _write(path, data, uid, gid, mode):
     COOL_DOWN_NS back (it is complete, so ``postmap -q`` and proxymap need not wait
     for it to settle), then renamed."""
     temporary = f"{path}.salt-tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if os.path.lexists(temporary):  # left by a killed run: O_CREAT would keep its owner and mode
+        os.unlink(temporary)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

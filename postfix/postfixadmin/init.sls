@@ -31,7 +31,7 @@ include:
 
 postfix-postfixadmin-{{ kind }}-{{ name }}:
   postfixadmin.{{ kind }}_{{ ensure }}:
-    - name: {{ name }}
+    - name: {{ name | json }}
     - database: {{ postfix.database | json }}
 {%-     if ensure == 'present' %}
 {%-       if kind == 'mailbox' %}

@@ -42,6 +42,24 @@ BAD_VALUES = {
                       "pillar postfix:performance:dns_cache:forwarders:0: must not contain control characters"),
     "control-character-in-database-password": ({"database": {"password": SECRET + "\nx"}},
                                                "pillar postfix:database:password: contains a control character"),
+    # with a change main.cf would take if any state ran
+    "typo-in-a-key": ({"main": {"delay_warning_time": "5h"}, "submission": {"enable": True}},
+                      "pillar postfix:submission:enable: is not a setting of this formula"),
+    "quoted-false": ({"main": {"delay_warning_time": "5h"}, "performance": {"dns_cache": {"enabled": "false"}}},
+                     "pillar postfix:performance:dns_cache:enabled: must be true or false"),
+    "whitespace-in-a-submission-option": (
+        {"main": {"delay_warning_time": "5h"},
+         "submission": {"options": {"smtpd_sender_restrictions": "reject_unknown_sender_domain reject"}}},
+        "pillar postfix:submission: service submission/inet -o smtpd_sender_restrictions: value contains whitespace"),
+    "master-field-typo": ({"main": {"delay_warning_time": "5h"},
+                           "master": {"smtps/inet": {"command": "smtpd", "privat": "n"}}},
+                          "pillar postfix:master:smtps/inet: service smtps/inet: unknown field(s) privat"),
+    "postfixadmin-row": ({"main": {"delay_warning_time": "5h"},
+                          "postfixadmin": {"domains": {"example.com": {"backupmx": "yes"}}}},
+                         "pillar postfix:postfixadmin:domains:example.com: backupmx must be true or false"),
+    "relayhost-username-with-colon": (
+        {"relayhost": {"host": "[smtp.example.net]:587", "username": "user:name", "password": SECRET}},
+        "pillar postfix:relayhost:username: must not contain a colon"),
     "lookup-password-with-surrounding-space": (
         {"postfixadmin": {"lookup_user": {"password": SECRET + " "}}},
         "pillar postfix:postfixadmin:lookup_user:password: starts or ends with whitespace"),

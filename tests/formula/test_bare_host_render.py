@@ -49,3 +49,13 @@ def test_test_mode_without_postfix_predicts_and_fails_nothing(bare):
     main_cf = next(value for key, value in result.items() if "postfix-config-main-cf" in key)
     assert main_cf["result"] is None and "smtpd_banner" in main_cf["changes"]
     assert {path: path.read_bytes() for path in bare.instance.config_dir.iterdir() if path.is_file()} == before
+
+
+def test_a_catch_all_alias_renders(bare):
+    """A catch-all's key starts with @, which YAML reserves: the sls must quote it."""
+    catch_all = {"postfix": {"postfixadmin": {"aliases": {"@example.com": {"goto": ["postmaster@example.com"]}}}}}
+    bare.masterless.set_pillar(PILLAR_EXAMPLE, catch_all, bare.overlay)
+    rc, output, _ = bare.masterless.salt_call("state.show_sls", "postfix.postfixadmin")
+    assert rc == 0 and isinstance(output, dict), output
+    state = output["postfix-postfixadmin-alias-@example.com"]["postfixadmin"]
+    assert "alias_present" in state and {"name": "@example.com"} in state, state

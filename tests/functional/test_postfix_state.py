@@ -295,6 +295,18 @@ def test_a_changed_config_file_owes_a_reload(states, started, tmp_path):
     assert str(table) in ret.comment
 
 
+def test_the_digests_of_password_holding_files_are_kept_unreadable_to_others(states, loaders, started, tmp_path):
+    """An unsalted digest of a lookup table whose only unknown is its password would let a guess be checked."""
+    table = tmp_path / "table.cf"
+    table.write_text("password = guessable\n")
+    assert states.postfix.running(name="postfix", config_dir=str(started.config_dir),
+                                  config_files=[str(table)]).result is True
+    kept = [path for path in (pathlib.Path(loaders.opts["cachedir"]) / "postfix" / "known-good").glob("*/files.json")
+            if str(table) in path.read_text()]
+    assert len(kept) == 1
+    assert kept[0].stat().st_mode & 0o777 == 0o600 and kept[0].parent.stat().st_mode & 0o777 == 0o700
+
+
 def test_a_reload_that_leaves_smtp_dead_is_rolled_back(states, started):
     """`postfix check` passes and the master takes the reload, but smtpd cannot run
     the new main.cf: the state fails with smtpd's own message and Postfix serves

@@ -89,3 +89,16 @@ def test_self_signed_refuses_bad_arguments_naming_them(states, tmp_path):
                                          days_remaining=30)
     assert ret.result is False and "days_valid (10)" in ret.comment
     assert not cert.parent.exists(), "nothing was written"
+
+
+def test_certificate_refuses_a_bundle_with_the_key_in_the_world_readable_file(states, tmp_path):
+    made_cert, made_key = pair(tmp_path / "made")
+    assert states.postfix_tls.self_signed(name=str(made_cert), key=str(made_key), common_name=NAME).result is True
+    cert_pem, key_pem = made_cert.read_text(), made_key.read_text()
+    cert, key = pair(tmp_path)
+    ret = states.postfix_tls.certificate(name=str(cert), key=str(key), cert_pem=cert_pem + key_pem, key_pem=key_pem)
+    assert ret.result is False and "holds a private key" in ret.comment
+    assert "PRIVATE KEY-----\n" not in ret.comment and key_pem.splitlines()[1] not in str(ret)
+    assert not cert.parent.exists(), "nothing was written"
+    ret = states.postfix_tls.certificate(name=str(cert), key=str(key), cert_pem=cert_pem, key_pem=key_pem)
+    assert ret.result is True and set(ret.changes) == {"certificate", "key"}, ret.comment

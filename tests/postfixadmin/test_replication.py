@@ -9,7 +9,7 @@ import pytest
 from salt.exceptions import CommandExecutionError
 
 from .helpers import QUERIES, load_module, run_sql
-from .replication import PUBLICATION, REPLICATOR, start_pair, wait_for
+from .replication import PUBLICATION, REPLICATOR, REPLICATOR_PASSWORD, start_pair, wait_for
 
 SUBSCRIPTION = "mx2_relay"
 
@@ -162,6 +162,46 @@ def test_idempotent_and_predicted(pfa, clean):
                             dry_run=True) == {"password": {"old": "********", "new": "********"}}
     assert pfa.role_grants_present(REPLICATOR, "replication", database=primary.admin) == {}
     assert pfa.server_settings_present({"wal_level": "logical"}, database=primary.superuser) == {}
+
+
+def _log_every_statement(side, on):
+    with psycopg.connect(**side.superuser, autocommit=True) as conn:
+        for setting, value in (("log_statement", "all"), ("log_min_duration_statement", "0")):
+            conn.execute(f"ALTER SYSTEM SET {setting} = '{value}'" if on else f"ALTER SYSTEM RESET {setting}")
+        conn.execute("SELECT pg_reload_conf()")
+
+    def applied():
+        with psycopg.connect(**side.superuser) as conn:
+            return (conn.execute("SHOW log_statement").fetchone()[0] == "all") == on
+    wait_for(applied)
+
+
+@pytest.fixture
+def logging_every_statement(clean):
+    """Both servers log every statement, and every statement's duration with its text."""
+    for side in clean:
+        _log_every_statement(side, True)
+    yield clean
+    for side in clean:
+        _log_every_statement(side, False)
+
+
+def test_passwords_stay_out_of_a_server_log_of_every_statement(pfa, logging_every_statement):
+    primary, backup = logging_every_statement
+    logs = {side: (side.cluster.logfile, side.cluster.logfile.stat().st_size) for side in (primary, backup)}
+    password = "n3w-R3plicat0r-S3cret"
+    try:
+        assert pfa.role_present(REPLICATOR, password=password, replication=True, database=primary.superuser)
+        pfa.domain_add("one.test", database=primary.admin)
+        pfa.publication_present(PUBLICATION, database=primary.admin)
+        pfa.subscription_present(SUBSCRIPTION, {**primary.replicator, "password": password}, PUBLICATION,
+                                 database=backup.superuser)
+        _ready(pfa, backup)
+    finally:
+        pfa.role_present(REPLICATOR, password=REPLICATOR_PASSWORD, replication=True, database=primary.superuser)
+    logged = "".join(path.read_text(errors="replace")[offset:] for path, offset in logs.values())
+    assert "one.test" in logged and "statement: " in logged, "the servers logged statements meanwhile"
+    assert password not in logged
 
 
 def test_changed_connection_is_altered_with_the_password_masked(pfa, clean):

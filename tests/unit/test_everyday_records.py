@@ -38,6 +38,13 @@ def test_pem_certificate_gets_paths_auth_only_and_profile():
     assert main(tls={"cert": "/c", "key": "/k", "profile": "modern"})["smtpd_tls_protocols"] == ">=TLSv1.3"
 
 
+def test_a_private_key_in_the_world_readable_certificate_is_refused_unshown():
+    with pytest.raises(SaltInvocationError) as error:
+        main(tls={"cert_pem": PEM + KEY, "key_pem": KEY})
+    assert str(error.value).startswith("pillar postfix:tls:cert_pem: holds a private key")
+    assert "BBBB" not in str(error.value)
+
+
 def test_postfix_main_wins_over_tls():
     assert main(tls={"cert": "/c", "key": "/k"}, main={"smtpd_tls_cert_file": "/other"})[
         "smtpd_tls_cert_file"] == "/other"
@@ -75,15 +82,65 @@ def test_relayhost_password_never_in_the_error():
     assert "relayhost:username" in str(error.value) and "hush-hush" not in str(error.value)
 
 
+@pytest.mark.parametrize("relayhost, key", [
+    ({"host": "[h]:587", "username": "user:name", "password": "secret-1"}, "relayhost:username"),
+    ({"host": "[h]:587", "username": "user name", "password": "secret-1"}, "relayhost:username"),
+    ({"host": "[h]:587 [i]:587", "username": "u", "password": "secret-1"}, "relayhost:host"),
+    ({"host": "[h]:587", "username": "u", "password": " secret-1"}, "relayhost:password"),
+    ({"host": "[h]:587", "username": "u", "password": "secret-1\t"}, "relayhost:password"),
+])
+def test_relayhost_credentials_postfix_would_misread_are_refused(relayhost, key):
+    """postmap drops a value's surrounding whitespace; Postfix cuts username:password at the first colon."""
+    with pytest.raises(SaltInvocationError) as error:
+        main(relayhost=relayhost)
+    assert str(error.value).startswith(f"pillar postfix:{key}: ")
+    assert "secret-1" not in str(error.value)
+    assert main(relayhost={"host": "[h]:587", "username": "u@example.net", "password": "inner space ok"})
+
+
+@pytest.mark.parametrize("overrides, key", [
+    ({"maps": {"x": {"entries": {"": "OK"}}}}, "maps:x:entries:"),
+    ({"maps": {"x": {"entries": {"a b": "OK"}}}}, "maps:x:entries:a b"),
+    ({"maps": {"x": {"entries": {"#a": "OK"}}}}, "maps:x:entries:#a"),
+    ({"maps": {"x": {"type": "pcre", "entries": {" /a/": "OK"}}}}, "maps:x:entries: /a/"),
+    ({"aliases": {"a:b": "root"}}, "aliases:a:b"),
+    ({"aliases": {"a b": "root"}}, "aliases:a b"),
+])
+def test_map_keys_the_table_file_would_misread_are_refused(overrides, key):
+    """postmap would take " OK" as the previous line's continuation, "a b" as key a, "#a" as a comment;
+    postalias would take "a:b" as alias a."""
+    with pytest.raises(SaltInvocationError) as error:
+        records.static_maps(settings(**overrides))
+    assert str(error.value).startswith(f"pillar postfix:{key}: "), str(error.value)
+
+
+def test_keys_postmap_reads_as_given_pass():
+    maps = records.static_maps(settings(maps={"x": {"type": "cidr", "entries": {"192.0.2.0/24": "OK"}},
+                                              "y": {"type": "pcre", "entries": {"/^a b$/": "REJECT"}},
+                                              "z": {"entries": {"user@example.com": "OK", "[h]:587": "OK"}}}))
+    assert [key for key, _ in maps["y"]["entries"]] == ["/^a b$/"]
+
+
+@pytest.mark.parametrize("maps", [
+    {"sasl": {"secret": True, "entries": [["[h]:587", "u:S3cret-map"]]}},
+    {"sasl": ["[h]:587 u:S3cret-map"]},
+])
+def test_a_malformed_secret_map_is_never_shown(maps):
+    with pytest.raises(SaltInvocationError) as error:
+        records.static_maps(settings(maps=maps))
+    assert str(error.value).startswith("pillar postfix:maps:sasl") and "S3cret-map" not in str(error.value)
+
+
 def test_map_references_in_main_and_master():
     overrides = {"maps": {"t": {"type": "pcre", "entries": {"/a/": "b"}}, "h": {"entries": {"a": "b"}}},
                  "main": {"transport_maps": "maps:h", "smtpd_sender_restrictions": "check_sender_access proxy:maps:t"},
-                 "master": {"smtp/inet": {"options": {"smtpd_recipient_restrictions": "check_recipient_access maps:t"}}}}
+                 "master": {"smtp/inet": {"command": "smtpd",
+                                          "options": {"smtpd_recipient_restrictions": "check_recipient_access,maps:t"}}}}
     params = main(**overrides)
     assert params["transport_maps"] == "${default_database_type}:/etc/postfix/maps/h"
     assert params["smtpd_sender_restrictions"] == "check_sender_access proxy:pcre:/etc/postfix/maps/t"
     options = records.master(settings(**overrides))["smtp/inet"]["options"]
-    assert options["smtpd_recipient_restrictions"] == "check_recipient_access pcre:/etc/postfix/maps/t"
+    assert options["smtpd_recipient_restrictions"] == "check_recipient_access,pcre:/etc/postfix/maps/t"
 
 
 @pytest.mark.parametrize("overrides, key", [

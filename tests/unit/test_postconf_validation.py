@@ -1,4 +1,5 @@
-"""The postconf module's pure logic: parsing postconf's output, validating input, planning edits."""
+"""The postconf module's pure logic: parsing postconf's output, validating input
+(_postconf_syntax, which postfix_records checks pillar with too), planning edits."""
 
 import pytest
 from salt.exceptions import SaltInvocationError
@@ -6,6 +7,7 @@ from salt.exceptions import SaltInvocationError
 from tests.harness import salt_modules
 
 postconf = salt_modules.load("modules", "postconf")
+syntax = salt_modules.load("modules", "_postconf_syntax")
 
 SUBMISSION = {
     "private": "n",
@@ -29,7 +31,7 @@ SUBMISSION = {
     ],
 )
 def test_tokens_keep_brace_groups_whole(text, tokens):
-    assert postconf._tokens(text) == tokens
+    assert syntax.tokenize(text) == tokens
 
 
 def test_parse_service_splits_fields_command_and_options():
@@ -58,7 +60,7 @@ def test_parse_service_leaves_program_arguments_alone():
 
 
 def test_split_daemon_arguments_reads_glued_and_grouped_options():
-    options, others = postconf._split_daemon_arguments(["-v", "-oa=1", "-o", "{ b = 2 3 }", "-D", "x", "-o", "c=4"])
+    options, others = syntax.split_daemon_arguments(["-v", "-oa=1", "-o", "{ b = 2 3 }", "-D", "x", "-o", "c=4"])
     assert options == {"a": "1", "b": "2 3"}
     assert others == ["-v", "-D", "x", "-o", "c=4"]
 
@@ -97,7 +99,7 @@ def test_name_value_lines_keep_empty_values():
     [(True, "yes"), (False, "no"), (20971520, "20971520"), (["a", "b"], "a, b"), ("  x  ", "x"), ([], "")],
 )
 def test_values_become_postfix_text(value, text):
-    assert postconf._checked_value("parameter p", value) == text
+    assert syntax.checked_value("parameter p", value) == text
 
 
 def test_main_changes_ignore_whitespace_runs_and_report_removals():
@@ -152,23 +154,23 @@ def test_master_plan_uses_one_edit_list_per_kind():
 )
 def test_wanted_service_refuses_bad_specs(spec, named):
     with pytest.raises(SaltInvocationError, match=named):
-        postconf._wanted_service("x/unix", spec)
+        syntax.wanted_service("x/unix", spec)
 
 
 @pytest.mark.parametrize("name", ["biff\n", "bad name", "-e", "", "a=b", 7])
 def test_parameter_names_must_be_postfix_names(name):
     with pytest.raises(SaltInvocationError, match="invalid Postfix parameter name"):
-        postconf._checked_name(name)
+        syntax.checked_name(name)
 
 
 @pytest.mark.parametrize("key", ["submission", "a/b/c", "sub mission/inet", "submission/tcp", "x\n/inet", None])
 def test_service_keys_are_name_and_type(key):
     with pytest.raises(SaltInvocationError, match="invalid master.cf service"):
-        postconf._checked_service_key(key)
+        syntax.checked_service_key(key)
 
 
 def test_wanted_service_defaults_and_normalises():
-    entry = postconf._wanted_service(
+    entry = syntax.wanted_service(
         "x/unix", {"command": " pipe   flags=R ", "wakeup": 60, "options": {"a": ["b", "c"]}}
     )
     assert entry == {
@@ -180,4 +182,4 @@ def test_wanted_service_defaults_and_normalises():
         "command": "pipe flags=R",
         "options": {"a": "b,c"},
     }
-    assert postconf._wanted_service("x/unix", {"enabled": False}) is None
+    assert syntax.wanted_service("x/unix", {"enabled": False}) is None

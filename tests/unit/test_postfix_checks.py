@@ -35,6 +35,7 @@ def at(key, value):
 
 def test_defaults_and_pillar_example_pass():
     assert checks.settings(settings()) is True
+    assert checks.settings(settings(), defaults=DEFAULTS) is True
     assert checks.settings(records.merge(copy.deepcopy(DEFAULTS), {"config_dir": "/etc/postfix"})) is True
 
 
@@ -67,7 +68,7 @@ BAD = {
     "newline-in-dovecot-path": ("dovecot:log_path", "/var/log/d.log\nauth_verbose_passwords = plain",
                                 "must not contain control characters"),
     "newline-in-main-cf-value": ("main:delay_warning_time", "4h\nrelayhost = evil", "control characters"),
-    "tab-in-database-name": ("database:dbname", "postfix\tadmin", "control characters"),
+    "tab-in-database-name": ("database:dbname", "postfix\tadmin", "control character"),
     "control-character-in-a-key": ("postfixadmin:domains", {"bad\x00.example": {}}, "control characters"),
     "port-not-a-number": ("database:port", "abc", "must be a port number"),
     "port-too-big": ("database:port", 99999, "must be a port number"),
@@ -168,3 +169,104 @@ def test_bad_settings_are_not_kept(monkeypatch):
     with pytest.raises(SaltInvocationError):
         checks.settings(settings(at("database", "postgres://x")), keep="postfix:base")
     assert checks.kept("postfix:base") is None
+
+
+#: pillar keys that are not the formula's, or not of the kind defaults.yaml's are: (override, key, problem)
+NOT_LIKE_DEFAULTS = {
+    "typo-top-level": ({"mains": {"biff": "no"}}, "mains", "is not a setting of this formula (under postfix: it"),
+    "typo-enabled": (at("submission:enable", True), "submission:enable",
+                     "is not a setting of this formula (under postfix:submission: it knows client_restrictions, "
+                     "enabled,"),
+    "typo-nested": (at("dovecot:ssl:crt", "/etc/ssl/c.pem"), "dovecot:ssl:crt", "it knows cert, key"),
+    "typo-helo": (at("hardening:helo_restriction", "safe"), "hardening:helo_restriction", "it knows banner,"),
+    "quoted-false-dovecot": (at("dovecot:enabled", "false"), "dovecot:enabled",
+                             "must be true or false (unquoted), got 'false'"),
+    "quoted-false-dns-cache": (at("performance:dns_cache:enabled", "no"), "performance:dns_cache:enabled",
+                               "must be true or false"),
+    "quoted-false-allow-remote": (at("performance:dns_cache:allow_remote", "false"),
+                                  "performance:dns_cache:allow_remote", "must be true or false"),
+    "quoted-false-dns-records": (at("fleet:dns_records:enabled", "no"), "fleet:dns_records:enabled",
+                                 "must be true or false"),
+    "quoted-false-publish": (at("database_server:publish", "false"), "database_server:publish",
+                             "must be true or false"),
+    "text-for-list": (at("policy:srs:exclude_domains", "example.net"), "policy:srs:exclude_domains",
+                      "must be a list, got a text"),
+    "list-for-mapping": (at("dovecot:quota_status_listen", ["127.0.0.1", 12340]), "dovecot:quota_status_listen",
+                         "must be a mapping, got a list"),
+    "null-for-mapping": (at("dovecot", None), "dovecot", "must be a mapping, got null"),
+}
+
+
+#: postfixadmin rows the postfixadmin states would refuse when they run: (override, key, problem)
+BAD_ROWS = {
+    "domain-flag-quoted": (at("postfixadmin:domains", {"example.com": {"backupmx": "yes"}}),
+                           "postfixadmin:domains:example.com", "backupmx must be true or false: 'yes'"),
+    "domain-field-typo": (at("postfixadmin:domains", {"example.com": {"actve": True}}),
+                          "postfixadmin:domains:example.com", "unknown domain field(s) actve"),
+    "domain-name": (at("postfixadmin:domains", {"exa_mple..com": {}}), "postfixadmin:domains:exa_mple..com",
+                    "invalid domain name"),
+    "alias-goto": (at("postfixadmin:aliases", {"abuse@example.com": {"goto": "not an address"}}),
+                   "postfixadmin:aliases:abuse@example.com", "invalid address: 'not an address'"),
+    "alias-without-goto": (at("postfixadmin:aliases", {"noc@example.com": {"active": True}}),
+                           "postfixadmin:aliases:noc@example.com", "goto (the addresses it forwards to) is required"),
+    "mailbox-active-quoted": (at("postfixadmin:mailboxes", {"u@example.com": {"password": "x", "active": "yes"}}),
+                              "postfixadmin:mailboxes:u@example.com", "active must be true or false"),
+    "mailbox-name": (at("postfixadmin:mailboxes", {"not-an-address": {"password": "x"}}),
+                     "postfixadmin:mailboxes:not-an-address", "invalid address"),
+    "mailbox-as-text": (at("postfixadmin:mailboxes", {"u@example.com": "S3cret"}), "postfixadmin:mailboxes:u@example.com",
+                        "must be a mapping of fields, got a text"),
+    "encrypt": (at("postfixadmin:encrypt", "rot13"), "postfixadmin:encrypt", "unsupported encrypt 'rot13'"),
+}
+
+
+#: mistakes beside a secret (each holds "S3cret"): the error names the key, never the value
+SECRETS_IN_MISTAKES = {
+    "mistyped-password-key": (at("relayhost:pasword", "S3cret-typo"), "relayhost:pasword",
+                              "is not a setting of this formula"),
+    "conninfo-for-database": (at("database", "host=db1 password=S3cret-conninfo"), "database", "must be a mapping"),
+    "conninfo-for-sync-from": (at("relay:sync_from", "host=mx1 password=S3cret-conninfo"), "relay:sync_from",
+                               "must be a mapping"),
+    "text-for-lookup-user": (at("postfixadmin:lookup_user", "postfix:S3cret-user"), "postfixadmin:lookup_user",
+                             "must be null or a mapping"),
+    "pem-for-a-key-path": (at("tls:key", "-----BEGIN PRIVATE KEY-----\nS3cretKey\n-----END PRIVATE KEY-----\n"),
+                           "tls:key", "contains a control character (value not shown)"),
+    "pem-for-dovecot-key-path": (at("dovecot:ssl:key", "-----BEGIN PRIVATE KEY-----S3cretKey"), "dovecot:ssl:key",
+                                 "must be an absolute path"),
+    "tab-in-a-secret-map": ({"maps": {"sasl": {"secret": True, "entries": {"[h]:587": "u:S3cret\tmap"}}}},
+                            "maps:sasl:entries:[h]:587", "contains a control character (value not shown)"),
+}
+REFUSED = {**NOT_LIKE_DEFAULTS, **BAD_ROWS, **SECRETS_IN_MISTAKES}
+
+
+@pytest.mark.parametrize("override,key,problem", REFUSED.values(), ids=REFUSED.keys())
+def test_keys_kinds_and_rows_the_states_would_refuse_are_refused_first(override, key, problem):
+    """A typo (`submission: {enable: true}`) would leave the default in place without a word;
+    a row the postfixadmin states refuse would fail after other states changed things; a value
+    beside a secret is never shown."""
+    with pytest.raises(SaltInvocationError) as error:
+        checks.settings(settings(override), defaults=DEFAULTS)
+    message = str(error.value)
+    assert message.startswith(f"pillar postfix:{key}: "), message
+    assert problem in message and "S3cret" not in message, message
+
+
+@pytest.mark.parametrize("override", [
+    at("main", {"smtpd_timeout": "30s", "anything_postfix_knows": None}),
+    at("master", {"smtps/inet": {"command": "smtpd"}}),
+    at("submission:options", {"smtpd_tls_security_level": "encrypt"}),
+    at("postfixadmin:domains", {"example.org": {"description": "x"}}),
+    at("maps", {"sender_access": {"entries": {"a@example.com": "OK"}}}),
+    at("database_server:settings", {"max_connections": 200}),
+    at("database_server:superuser:sslmode", "require"),
+    at("database", None),
+    at("performance:dns_cache:packages", {"unbound": ["unbound"]}),
+], ids=lambda override: next(iter(override)))
+def test_free_form_mappings_and_connection_keys_pass(override):
+    assert checks.settings(settings(override), defaults=DEFAULTS) is True
+
+
+def test_rows_pillar_example_and_absent_ones_pass():
+    absent = at("postfixadmin", {"domains": {"old.example": {"ensure": "absent"}},
+                                 "aliases": {"@example.com": {"goto": ["postmaster@example.com"]},
+                                             "gone@example.com": {"ensure": "absent"}}})
+    assert checks.settings(settings(absent), defaults=DEFAULTS) is True

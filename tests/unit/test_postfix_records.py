@@ -193,7 +193,7 @@ def test_any_other_recipient_list_keeps_postfixs_own_check(extra):
 def test_a_service_with_its_own_recipient_list_keeps_postfixs_check():
     """main.cf's implicit check is off for the quota check's list only: a service replacing it
     (submission's -o here) gets the check back, unless it says otherwise."""
-    own = {"submission": {"enabled": True, "options": {"smtpd_recipient_restrictions": "permit_sasl_authenticated, reject"}}}
+    own = {"submission": {"enabled": True, "options": {"smtpd_recipient_restrictions": "permit_sasl_authenticated,reject"}}}
     options = records.master(settings(**records.merge(DOVECOT_QUOTA, own)))["submission/inet"]["options"]
     assert options["smtpd_reject_unlisted_recipient"] == "yes"
     said = records.merge(own, {"submission": {"options": {"smtpd_reject_unlisted_recipient": "no"}}})
@@ -434,3 +434,36 @@ def test_restriction_lists_take_tables_arguments_and_old_names():
     helo = ["permit_mynetworks", "check_helo_access pcre:/etc/postfix/helo.pcre", "hash:/etc/postfix/access",
             "reject_invalid_hostname", "sleep 1"]
     assert main(hardening={"helo_restrictions": helo})["smtpd_helo_restrictions"].startswith("permit_mynetworks, check")
+
+
+#: master.cf and main.cf pillar the postconf module would refuse when its state runs, after other
+#: states changed things: (overrides, error message start)
+REFUSED_BY_POSTCONF = {
+    "whitespace-in-a-submission-option": (
+        {"submission": {"enabled": True, "options": {"smtpd_sender_restrictions": "reject_unknown_sender_domain reject"}}},
+        "pillar postfix:submission: service submission/inet -o smtpd_sender_restrictions: value contains whitespace"),
+    "option-name": ({"master": {"smtps/inet": {"command": "smtpd", "options": {"bad name": "x"}}}},
+                    "pillar postfix:master:smtps/inet: invalid Postfix -o parameter name in service smtps/inet: "
+                    "'bad name'"),
+    "field-typo": ({"master": {"smtps/inet": {"command": "smtpd", "privat": "n"}}},
+                   "pillar postfix:master:smtps/inet: service smtps/inet: unknown field(s) privat"),
+    "enabled-quoted": ({"master": {"smtps/inet": {"command": "smtpd", "enabled": "no"}}},
+                       "pillar postfix:master:smtps/inet: service smtps/inet: enabled must be true or false"),
+    "no-command": ({"master": {"smtps/inet": {"options": {"syslog_name": "postfix/smtps"}}}},
+                   "pillar postfix:master:smtps/inet: service smtps/inet: a command is required"),
+    "wakeup": ({"master": {"flush/unix": {"command": "flush", "wakeup": "60s"}}},
+               "pillar postfix:master:flush/unix: service flush/unix: invalid wakeup field '60s'"),
+    "service-name": ({"master": {"fo o/unix": {"command": "smtpd"}}},
+                     "pillar postfix:master:fo o/unix: invalid master.cf service name 'fo o'"),
+    "main-name": ({"main": {"bad name": "x"}}, "pillar postfix:main: invalid Postfix parameter name: 'bad name'"),
+    "main-value": ({"main": {"mynetworks": {"a": "b"}}},
+                   "pillar postfix:main: parameter mynetworks: value must be text, a number, a boolean or a list"),
+}
+
+
+@pytest.mark.parametrize("overrides,message", REFUSED_BY_POSTCONF.values(), ids=REFUSED_BY_POSTCONF.keys())
+def test_what_postconf_would_refuse_is_refused_while_rendering(overrides, message):
+    """main() and master() run while config/init.sls renders: nothing has been applied yet."""
+    with pytest.raises(SaltInvocationError) as error:
+        records.master(settings(**overrides))
+    assert str(error.value).startswith(message), str(error.value)
