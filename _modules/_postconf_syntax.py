@@ -40,12 +40,14 @@ def as_text(what, value, list_separator):
 
 
 def checked_name(name, what="parameter name"):
+    """NAME, if it is a main.cf parameter name (WHAT names it in the error)."""
     if not isinstance(name, str) or not PARAMETER_NAME.fullmatch(name):
         raise SaltInvocationError(f"invalid Postfix {what}: {name!r}")
     return name
 
 
 def checked_value(what, value, list_separator=", "):
+    """VALUE as the text postconf writes (see as_text), if it holds no control character."""
     text = as_text(what, value, list_separator)
     if CONTROL_CHARACTER.search(text):
         raise SaltInvocationError(f"{what}: value contains a newline or control character: {text!r}")
@@ -82,6 +84,7 @@ def tokenize(text):
 
 
 def unbraced(token):
+    """A master.cf ``{ ... }`` group's content, or TOKEN as it is."""
     return token[1:-1].strip() if token.startswith("{") and token.endswith("}") else token
 
 
@@ -107,6 +110,7 @@ def split_daemon_arguments(arguments):
 
 
 def checked_service_key(key):
+    """KEY, if it is a master.cf service's ``name/type``."""
     if not isinstance(key, str) or key.count("/") != 1:
         raise SaltInvocationError(f"invalid master.cf service {key!r}: expected name/type, e.g. submission/inet")
     name, service_type = key.split("/")
@@ -120,6 +124,7 @@ def checked_service_key(key):
 
 
 def checked_field(key, field, value):
+    """A single-column FIELD of service KEY (private, unpriv, chroot, wakeup, maxproc) as text."""
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
     if not isinstance(text, str) or not SERVICE_FIELDS[field].fullmatch(text):
         raise SaltInvocationError(f"service {key}: invalid {field} field {value!r}")
@@ -127,6 +132,7 @@ def checked_field(key, field, value):
 
 
 def checked_command(key, command):
+    """Service KEY's command (the program and its arguments, no -o options), tokens joined by one space."""
     if not isinstance(command, str) or not command.strip():
         raise SaltInvocationError(f"service {key}: a command is required")
     if CONTROL_CHARACTER.search(command):
@@ -141,6 +147,7 @@ def checked_command(key, command):
 
 
 def checked_options(key, options):
+    """Service KEY's ``{-o name: value}`` as text postconf -P takes (no whitespace in a value)."""
     if options is None:
         return {}
     if not isinstance(options, dict):

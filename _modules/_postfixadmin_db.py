@@ -1,12 +1,12 @@
 """
 The database layer the ``postfixadmin*`` execution modules share (a plain
-Python module, not a Salt module): input validation, connection settings and
-transactions, row helpers, and the catalog checks schema and replication
-both make. Functions here take a connection dict or an open connection.
+Python module, not a Salt module): connection settings and transactions,
+row helpers, and the catalog checks schema and replication both make
+(input validation is ``_postfixadmin_fields.py``). Functions here take a
+connection dict or an open connection.
 """
 
 import datetime
-import re
 
 import salt.loader.context
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -34,9 +34,6 @@ def available(virtualname):
 
 
 MASK = "********"
-MAX_QUOTA = 9223372036854774784
-INT_MAX = 2147483647
-BIGINT_MAX = 9223372036854775807
 # Mailbox copies on a backup MX get this: crypt() never yields "*", so no
 # password matches it.
 LOCKED_PASSWORD = "{SHA512-CRYPT}*"
@@ -45,10 +42,6 @@ PSEUDO_DOMAIN = "ALL"
 
 CONNECTION_KEYS = ("host", "port", "dbname", "user", "password", "sslmode")
 
-_DOMAIN_RE = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-_ATEXT = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_LOCAL_PART_RE = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 #: The tables of domains, mailboxes and aliases (what a backup copy needs)
@@ -79,97 +72,6 @@ _ALIAS_COLUMNS = ("address", "goto", "domain", "active", "created", "modified")
 # Fields stored in a column of another name: mailbox.name holds the owner's
 # full name (``name`` is the address in the states).
 _FIELD_COLUMNS = {"full_name": "name"}
-
-
-# --- validation -----------------------------------------------------------
-
-
-def _text(field, value, max_length=255):
-    if not isinstance(value, str) or len(value) > max_length or _CONTROL_RE.search(value):
-        raise SaltInvocationError(
-            f"{field} must be text of at most {max_length} characters without control characters: {value!r}"
-        )
-    return value
-
-
-def _optional_text(field, value):
-    return None if value is None else _text(field, value)
-
-
-def _flag(field, value):
-    if not isinstance(value, bool):
-        raise SaltInvocationError(f"{field} must be true or false: {value!r}")
-    return value
-
-
-def _integer(field, value, low, high):
-    if type(value) is not int or not low <= value <= high:
-        raise SaltInvocationError(f"{field} must be an integer from {low} to {high}: {value!r}")
-    return value
-
-
-def _domain_name(value):
-    if not isinstance(value, str) or len(value) > 253 or not _DOMAIN_RE.fullmatch(value.lower()):
-        raise SaltInvocationError(f"invalid domain name: {value!r}")
-    return value.lower()
-
-
-def _address(value, catch_all=False):
-    """user@domain (or @domain with catch_all), lower-cased; returns (address, local_part, domain)."""
-    if not isinstance(value, str) or len(value) > 254 or value.count("@") != 1:
-        raise SaltInvocationError(f"invalid address: {value!r}")
-    local_part, domain = value.lower().split("@")
-    valid_local = (catch_all and local_part == "") or (len(local_part) <= 64 and _LOCAL_PART_RE.fullmatch(local_part))
-    if not valid_local:
-        raise SaltInvocationError(f"invalid address: {value!r}")
-    domain = _domain_name(domain)
-    return f"{local_part}@{domain}", local_part, domain
-
-
-def _goto(value):
-    """A list of addresses (or one comma-separated string) -> list, lower-cased, without repeats."""
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)) or not items:
-        raise SaltInvocationError(f"goto must be a non-empty list of addresses: {value!r}")
-    addresses = [_address(item.strip() if isinstance(item, str) else item)[0] for item in items]
-    return list(dict.fromkeys(addresses))
-
-
-def _password(value):
-    if not isinstance(value, str) or not value or _CONTROL_RE.search(value):
-        raise SaltInvocationError("password must be non-empty text without control characters")
-    return value
-
-
-_DOMAIN_FIELDS = {
-    "description": _text,
-    "aliases": lambda field, value: _integer(field, value, -1, INT_MAX),
-    "mailboxes": lambda field, value: _integer(field, value, -1, INT_MAX),
-    "maxquota": lambda field, value: _integer(field, value, -1, BIGINT_MAX),
-    "quota": lambda field, value: _integer(field, value, -1, BIGINT_MAX),
-    "transport": _optional_text,
-    "backupmx": _flag,
-    "active": _flag,
-    "password_expiry": lambda field, value: _integer(field, value, 0, INT_MAX),
-}
-_MAILBOX_FIELDS = {
-    "full_name": _text,
-    "quota": lambda field, value: _integer(field, value, 0, MAX_QUOTA),
-    "active": _flag,
-}
-_ALIAS_FIELDS = {
-    "goto": lambda field, value: _goto(value),
-    "active": _flag,
-}
-_FIELDS = {"domain": _DOMAIN_FIELDS, "mailbox": _MAILBOX_FIELDS, "alias": _ALIAS_FIELDS}
-
-
-def _checked(kind, fields):
-    checkers = _FIELDS[kind]
-    unknown = sorted(set(fields) - set(checkers))
-    if unknown:
-        raise SaltInvocationError(f"unknown {kind} field(s) {', '.join(unknown)}; known: {', '.join(checkers)}")
-    return {field: checkers[field](field, value) for field, value in fields.items()}
 
 
 # --- connection -----------------------------------------------------------

@@ -26,8 +26,8 @@ __salt__ = salt.loader.context.LoaderContext().named_context("__salt__")
 # Shared with the other postfixadmin* modules. Not Salt modules themselves (the loader
 # skips names starting with "_"), so reloaded here: code saltutil.sync_modules brings
 # then replaces what a running minion imported before.
-importlib.reload(importlib.import_module("_postfixadmin_db"))
-from _postfixadmin_db import (  # noqa: E402
+importlib.reload(importlib.import_module("_postfixadmin_fields"))
+from _postfixadmin_fields import (  # noqa: E402
     _password,
 )
 

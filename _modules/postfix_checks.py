@@ -24,13 +24,14 @@ import re
 
 from salt.exceptions import SaltInvocationError
 
-# The postfixadmin modules' own checks of rows and of the encrypt setting (pure; psycopg
-# is not needed for them). Not Salt modules (the loader skips names starting with "_"),
-# so reloaded here: code saltutil.sync_modules brings then replaces what a running
-# minion imported before.
-importlib.reload(importlib.import_module("_postfixadmin_db"))
+# Not a Salt module (the loader skips names starting with "_"), so reloaded here: code
+# saltutil.sync_modules brings then replaces what a running minion imported before.
+importlib.reload(importlib.import_module("_postfix_pillar"))
+importlib.reload(importlib.import_module("_postfixadmin_fields"))
 importlib.reload(importlib.import_module("_postfixadmin_passwords"))
-from _postfixadmin_db import _address, _checked, _domain_name  # noqa: E402
+from _postfix_pillar import invalid  # noqa: E402
+# the postfixadmin states' own checks of their rows and of postfixadmin's encrypt setting
+from _postfixadmin_fields import _address, _checked, _domain_name  # noqa: E402
 from _postfixadmin_passwords import _encrypt_format  # noqa: E402
 
 __virtualname__ = "postfix_checks"
@@ -55,8 +56,6 @@ _PATH_UNSAFE = re.compile(r"[\s#{}\"'\\%<>]")
 _HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
 _SYSTEM_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
-#: path of every password in the settings, checked without showing its value
-_SECRET_KEY = "password"
 
 
 #: where settings() keeps checked settings for the run
@@ -76,30 +75,14 @@ CONNECTIONS = {("database",), ("database_server", "superuser")}
 CONNECTION_KEYS = ("host", "port", "dbname", "user", "password", "sslmode")
 #: mappings pillar may set to null (nothing uses them then)
 NULLABLE = {("database",)}
+#: lists whose state takes a comma-separated text too, and null for its defaults
+LIST_OR_TEXT = {("performance", "queue", "mount_options")}
 
 
 def __virtual__():
     return __virtualname__
 
 
-#: settings whose every value may be a secret or give one away (a connection given as
-#: one conninfo text holds its password)
-_SECRET_SETTINGS = (("database",), ("relay", "sync_from"), ("database_server", "superuser"),
-                    ("postfixadmin", "lookup_user"), ("relayhost",))
-#: keys whose value is, or by mistake may be, a private key
-_KEY_SETTINGS = ("key", "key_pem")
-
-
-def _secret(path, value=None):
-    """Whether the value at PATH (a tuple of keys) must not be shown in an error."""
-    return (_SECRET_KEY in path or any(part in _KEY_SETTINGS for part in path)
-            or any(path[:len(prefix)] == prefix for prefix in _SECRET_SETTINGS)
-            or (isinstance(value, str) and "PRIVATE KEY" in value))
-
-
-def _invalid(key, problem, value):
-    shown = "(value not shown)" if _secret(tuple(key.split(":")), value) else repr(value)
-    raise SaltInvocationError(f"pillar postfix:{key}: {problem}, got {shown}")
 
 
 def _get(settings, key):
@@ -150,8 +133,9 @@ def _shaped_like_defaults(settings, defaults, path=()):
             continue
         default = defaults[key]
         if isinstance(default, bool) and not isinstance(value, bool):
-            _invalid(name, "must be true or false (unquoted)", value)
-        elif isinstance(default, list) and not isinstance(value, list):
+            invalid(name, "must be true or false (unquoted)", value)
+        elif isinstance(default, list) and not isinstance(value, list) and not (
+                here in LIST_OR_TEXT and (value is None or isinstance(value, str))):
             raise SaltInvocationError(f"pillar postfix:{name}: must be a list, got {_kind(value)}")
         elif isinstance(default, dict) and not (value is None and here in NULLABLE):
             if not isinstance(value, dict):
@@ -160,49 +144,50 @@ def _shaped_like_defaults(settings, defaults, path=()):
                 _shaped_like_defaults(value, default, here)
 
 
-def _secret_map_entries(settings):
-    """The key paths of the entries of the maps pillar marks secret."""
-    maps = settings.get("maps")
-    return {("maps", str(name), "entries") for name, spec in (maps.items() if isinstance(maps, dict) else ())
-            if isinstance(spec, dict) and spec.get("secret") is True}
+def _free_form_nulls_emptied(settings):
+    """A free-form mapping whose entries pillar has all commented out is null in YAML:
+    it means none, as the default {} does (in SETTINGS itself, which map.jinja uses)."""
+    for path in FREE_FORM:
+        parent = _get(settings, ":".join(path[:-1])) if len(path) > 1 else settings
+        if isinstance(parent, dict) and path[-1] in parent and parent[path[-1]] is None:
+            parent[path[-1]] = {}
 
 
 def _no_control_characters(settings):
-    secret_entries = _secret_map_entries(settings)
+    """A value with a control character is never shown: it may be anything, a secret map's
+    entry or a password inline in a main.cf value as well."""
     for path, value in _walk(settings):
         if path in _FILE_CONTENTS:
             if isinstance(value, str) and _CONTROL.search(value.replace("\n", "")):
-                _invalid(":".join(path), "PEM text must not contain control characters other than newlines",
-                         "(value not shown)")
+                raise SaltInvocationError(f"pillar postfix:{':'.join(path)}: PEM text must not contain control "
+                                          "characters other than newlines (value not shown)")
             continue
         if isinstance(value, str) and _CONTROL.search(value):
-            key = ":".join(path)
-            if _secret(path, value) or path[:3] in secret_entries:
-                raise SaltInvocationError(f"pillar postfix:{key}: contains a control character (value not shown)")
-            _invalid(key, "must not contain control characters (a newline would add lines to a config file)", value)
+            raise SaltInvocationError(f"pillar postfix:{':'.join(path)}: contains a control character (a newline "
+                                      "would add lines to a config file; value not shown)")
 
 
 def _port(key, value):
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        _invalid(key, "must be a port number, an integer from 1 to 65535", value)
+        invalid(key, "must be a port number, an integer from 1 to 65535", value)
 
 
 def _absolute_path(key, value, optional=False):
     if value is None and optional:
         return
     if not isinstance(value, str) or not value.startswith("/") or _PATH_UNSAFE.search(value):
-        _invalid(key, "must be an absolute path without spaces, quotes or any of # { } % < > \\", value)
+        invalid(key, "must be an absolute path without spaces, quotes or any of # { } % < > \\", value)
 
 
 def _socket(key, value):
     """A socket path relative to Postfix's queue directory, where Postfix and Dovecot both look."""
     if isinstance(value, str) and value.startswith("/"):
-        _invalid(key, "must be relative to Postfix's queue_directory (such as private/auth): Postfix names it "
+        invalid(key, "must be relative to Postfix's queue_directory (such as private/auth): Postfix names it "
                       "relative to the queue directory and Dovecot listens at <queue_directory>/<path>, so "
                       "an absolute path makes them disagree", value)
     if (not isinstance(value, str) or not value or _PATH_UNSAFE.search(value)
             or any(part in ("", ".", "..") for part in value.split("/"))):
-        _invalid(key, "must be a relative path inside the queue directory (such as private/auth), "
+        invalid(key, "must be a relative path inside the queue directory (such as private/auth), "
                       "without . or .. parts, spaces or quotes", value)
 
 
@@ -210,7 +195,7 @@ def _one_of(key, value, allowed, optional=False):
     if value is None and optional:
         return
     if value not in allowed:
-        _invalid(key, f"must be one of {', '.join(allowed)}", value)
+        invalid(key, f"must be one of {', '.join(allowed)}", value)
 
 
 def _ip_address(value):
@@ -235,19 +220,19 @@ def _host(key, value, socket_directory=False, wildcard=False):
         kinds += " (or the absolute path of a socket directory)"
     if wildcard:
         kinds += " (or * for every address)"
-    _invalid(key, f"must be {kinds}", value)
+    invalid(key, f"must be {kinds}", value)
 
 
 def _text(key, value, optional=False):
     if value is None and optional:
         return
     if not isinstance(value, str) or not value.strip():
-        _invalid(key, "must be a non-empty text", value)
+        invalid(key, "must be a non-empty text", value)
 
 
 def _positive_int(key, value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        _invalid(key, "must be a positive integer", value)
+        invalid(key, "must be a positive integer", value)
 
 
 def _password(key, value):
@@ -266,7 +251,7 @@ def _database(key, database, optional=False):
     if database is None and optional:
         return
     if not isinstance(database, dict):
-        _invalid(key, "must be a mapping of host, port, dbname, user, password, sslmode", database)
+        invalid(key, "must be a mapping of host, port, dbname, user, password, sslmode", database)
     _host(f"{key}:host", database.get("host"), socket_directory=True)
     _port(f"{key}:port", database.get("port"))
     _text(f"{key}:dbname", database.get("dbname"))
@@ -282,7 +267,7 @@ def _socket_needs_proxy(settings):
     host = _get(settings, "database:host")
     proxy = _get(settings, "postfixadmin:proxy")
     if isinstance(host, str) and host.startswith("/") and proxy is False:
-        _invalid("postfixadmin:proxy",
+        invalid("postfixadmin:proxy",
                  "must be true while database:host is a socket directory (Postfix's chrooted daemons cannot reach "
                  "the socket; proxymap can)", proxy)
 
@@ -292,14 +277,14 @@ def _lookup_user(settings):
     if lookup_user is None:
         return
     if not isinstance(lookup_user, dict):
-        _invalid("postfixadmin:lookup_user", "must be null or a mapping of name and password", lookup_user)
+        invalid("postfixadmin:lookup_user", "must be null or a mapping of name and password", lookup_user)
     _text("postfixadmin:lookup_user:name", lookup_user.get("name"))
     _password("postfixadmin:lookup_user:password", lookup_user.get("password"))
 
 
 def _listen(key, listen, wildcard=False):
     if not isinstance(listen, dict):
-        _invalid(key, "must be a mapping of address and port", listen)
+        invalid(key, "must be a mapping of address and port", listen)
     _host(f"{key}:address", listen.get("address"), wildcard=wildcard)
     _port(f"{key}:port", listen.get("port"))
 
@@ -316,7 +301,7 @@ def _dovecot(settings):
     for name in ("vmail_user", "vmail_group"):
         value = _get(settings, f"{key}:{name}")
         if not isinstance(value, str) or not _SYSTEM_NAME.fullmatch(value):
-            _invalid(f"{key}:{name}", "must be a user or group name", value)
+            invalid(f"{key}:{name}", "must be a user or group name", value)
     for name in ("vmail_uid", "vmail_gid"):
         _positive_int(f"{key}:{name}", _get(settings, f"{key}:{name}"))
     _one_of(f"{key}:password_scheme", _get(settings, f"{key}:password_scheme"), PASSWORD_SCHEMES)
@@ -333,7 +318,7 @@ def _forwarder(key, value, backend):
             address = value
         if _ip_address(address) and (not separator or (port.isdigit() and 1 <= int(port) <= 65535)):
             return
-    _invalid(key, f"must be an IP address, optionally followed by {FORWARDER_PORT_SEPARATOR.get(backend, '@')}PORT",
+    invalid(key, f"must be an IP address, optionally followed by {FORWARDER_PORT_SEPARATOR.get(backend, '@')}PORT",
              value)
 
 
@@ -343,15 +328,15 @@ def _dns_cache(settings):
     _one_of(f"{key}:backend", backend, DNS_CACHE_BACKENDS)
     listen = _get(settings, f"{key}:listen")
     if not isinstance(listen, str) or not _ip_address(listen):
-        _invalid(f"{key}:listen", "must be an IP address", listen)
+        invalid(f"{key}:listen", "must be an IP address", listen)
     for name in ("forwarders", "forward_local_zones"):
         if not isinstance(_get(settings, f"{key}:{name}"), (list, tuple)):
-            _invalid(f"{key}:{name}", "must be a list", _get(settings, f"{key}:{name}"))
+            invalid(f"{key}:{name}", "must be a list", _get(settings, f"{key}:{name}"))
     for index, forwarder in enumerate(_get(settings, f"{key}:forwarders")):
         _forwarder(f"{key}:forwarders:{index}", forwarder, backend)
     for index, zone in enumerate(_get(settings, f"{key}:forward_local_zones")):
         if not isinstance(zone, str) or not _HOSTNAME.fullmatch(zone):
-            _invalid(f"{key}:forward_local_zones:{index}", "must be a DNS zone name", zone)
+            invalid(f"{key}:forward_local_zones:{index}", "must be a DNS zone name", zone)
     _absolute_path(f"{key}:resolv_conf", _get(settings, f"{key}:resolv_conf"))
     _absolute_path(f"{key}:config_file", _get(settings, f"{key}:config_file"), optional=True)
     _absolute_path(f"{key}:pidfile", _get(settings, f"{key}:pidfile"))
@@ -367,32 +352,33 @@ _ROWS = {
 _ROW_SETTINGS = {"ensure", "password", "name"}  # name: postfixadmin/init.sls refuses it, saying why
 
 
+def _row_check(key, check, *args):
+    try:
+        check(*args)
+    except SaltInvocationError as error:
+        raise SaltInvocationError(f"pillar postfix:{key}: {error}") from None
+
+
 def _postfixadmin_rows(settings):
     """Every domain, mailbox and alias postfixadmin pillar lists, checked as its state
-    checks it when it runs (by then the states before it would have changed things)."""
+    checks it when it runs (by then the states before it would have changed things),
+    and postfixadmin:encrypt."""
     for section, (kind, check_name) in _ROWS.items():
         rows = _get(settings, f"postfixadmin:{section}") or {}
-        if not isinstance(rows, dict):
-            continue  # _shaped_like_defaults names it
-        for name, entry in rows.items():
+        for name, entry in rows.items() if isinstance(rows, dict) else ():
             key = f"postfixadmin:{section}:{name}"
             entry = {} if entry is None else entry
             if not isinstance(entry, dict):
                 raise SaltInvocationError(f"pillar postfix:{key}: must be a mapping of fields, got {_kind(entry)}")
+            _row_check(key, check_name, name)
+            if entry.get("ensure", "present") != "present":
+                continue
             fields = {field: value for field, value in entry.items() if field not in _ROW_SETTINGS}
-            try:
-                check_name(name)
-                if entry.get("ensure", "present") == "present":
-                    if kind == "alias" and "goto" not in fields:
-                        raise SaltInvocationError("goto (the addresses it forwards to) is required")
-                    _checked(kind, fields)
-            except SaltInvocationError as error:
-                raise SaltInvocationError(f"pillar postfix:{key}: {error}") from None
-    if _get(settings, "postfixadmin:encrypt") is not None:
-        try:
-            _encrypt_format(_get(settings, "postfixadmin:encrypt"))
-        except SaltInvocationError as error:
-            raise SaltInvocationError(f"pillar postfix:postfixadmin:encrypt: {error}") from None
+            if kind == "alias" and "goto" not in fields:
+                raise SaltInvocationError(f"pillar postfix:{key}: goto (the addresses it forwards to) is required")
+            for field, value in fields.items():
+                _row_check(f"{key}:{field}", _checked, kind, {field: value})
+    _row_check("postfixadmin:encrypt", _encrypt_format, _get(settings, "postfixadmin:encrypt"))
 
 
 def settings(postfix, keep=None, defaults=None):
@@ -405,8 +391,8 @@ def settings(postfix, keep=None, defaults=None):
     (:py:func:`kept`). With ``defaults`` (defaults.yaml's ``postfix`` tree),
     every key must be one defaults.yaml has (but under ``main``, ``master``,
     ``maps``, ``aliases``, ``submission:options``, postfixadmin's rows and
-    the like, whose keys are the pillar's own), and true or false, a list or
-    a mapping where defaults.yaml's value is.
+    the like, whose keys are the pillar's own: null there means none), and
+    true or false, a list or a mapping where defaults.yaml's value is.
 
     Checked: no control character anywhere (keys too); ports are integers
     1-65535; paths are absolute; Dovecot's sockets relative to the queue
@@ -423,6 +409,7 @@ def settings(postfix, keep=None, defaults=None):
     """
     if not isinstance(postfix, dict):
         raise SaltInvocationError(f"pillar postfix: must be a mapping, got {postfix!r}")
+    _free_form_nulls_emptied(postfix)
     _no_control_characters(postfix)
     if defaults is not None:
         _shaped_like_defaults(postfix, defaults)

@@ -22,11 +22,14 @@ import re
 
 from salt.exceptions import SaltInvocationError
 
-# The syntax the postconf module checks its input with. Not a Salt module (the
-# loader skips names starting with "_"), so reloaded here: code
-# saltutil.sync_modules brings then replaces what a running minion imported before.
+# The syntax the postconf module checks its input with, and how a bad pillar value is
+# named. Not Salt modules (the loader skips names starting with "_"), so reloaded
+# here: code saltutil.sync_modules brings then replaces what a running minion
+# imported before.
 importlib.reload(importlib.import_module("_postconf_syntax"))
+importlib.reload(importlib.import_module("_postfix_pillar"))
 from _postconf_syntax import SERVICE_TYPES, wanted_parameters, wanted_service  # noqa: E402
+from _postfix_pillar import invalid  # noqa: E402
 
 __virtualname__ = "postfix_records"
 
@@ -125,10 +128,6 @@ def __virtual__():
     return True
 
 
-def _invalid(key, problem, value):
-    raise SaltInvocationError(f"pillar postfix:{key}: {problem}, got {value!r}")
-
-
 def _as_postconf_takes_it(key, check, *args):
     """CHECK(*ARGS), the postconf module's own check of its input, run while
     the sls renders: refused there, the run would fail after other states
@@ -141,13 +140,13 @@ def _as_postconf_takes_it(key, check, *args):
 
 def _yes_no(key, value):
     if not isinstance(value, bool):
-        _invalid(key, "must be true or false", value)
+        invalid(key, "must be true or false", value)
     return "yes" if value else "no"
 
 
 def _positive_int(key, value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        _invalid(key, "must be a positive integer", value)
+        invalid(key, "must be a positive integer", value)
     return value
 
 
@@ -166,7 +165,7 @@ def _mapping(settings, key):
     if value is None:
         return {}
     if not isinstance(value, dict):
-        _invalid(key, "must be a mapping", value)
+        invalid(key, "must be a mapping", value)
     return value
 
 
@@ -184,14 +183,14 @@ def _restriction_list(key, value, classes=()):
     or restriction CLASSES): an unknown name would make smtpd answer every RCPT
     with 451 4.3.5 "Server configuration error"."""
     if not isinstance(value, list) or not value or not all(isinstance(item, str) and item.strip() for item in value):
-        _invalid(key, "must be a non-empty list of restrictions", value)
+        invalid(key, "must be a non-empty list of restrictions", value)
     for item in value:
         word = item.split()[0]
         if word not in RESTRICTIONS and ":" not in word and word not in classes:
-            _invalid(key, f"{word} is not a Postfix restriction, lookup table or smtpd_restriction_classes name",
+            invalid(key, f"{word} is not a Postfix restriction, lookup table or smtpd_restriction_classes name",
                      value)
         if any(ord(character) < 32 or ord(character) == 127 for character in item):
-            _invalid(key, "restrictions must not contain control characters", value)
+            invalid(key, "restrictions must not contain control characters", value)
     return value
 
 
@@ -231,14 +230,14 @@ def helo_restrictions(value):
     key = "hardening:helo_restrictions"
     if isinstance(value, str):
         if value not in HELO_PRESETS:
-            _invalid(key, f"unknown preset (known: {', '.join(sorted(HELO_PRESETS))})", value)
+            invalid(key, f"unknown preset (known: {', '.join(sorted(HELO_PRESETS))})", value)
         return list(HELO_PRESETS[value])
     return [TODAYS_HELO_NAMES.get(item, item) for item in _restriction_list(key, value)]
 
 
 def _banner(value):
     if not isinstance(value, str) or "\n" in value or not BANNER_PATTERN.match(value):
-        _invalid("hardening:banner", "must start with the host name ($myhostname) followed by ESMTP", value)
+        invalid("hardening:banner", "must start with the host name ($myhostname) followed by ESMTP", value)
     return value
 
 
@@ -276,12 +275,12 @@ def process_limit(settings, mem_total=None):
     limit = _get(settings, "performance:process_limit")
     if limit != "auto":
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            _invalid("performance:process_limit", "must be a positive integer or auto", limit)
+            invalid("performance:process_limit", "must be a positive integer or auto", limit)
         return limit
     memory_mb = _positive_int("performance:process_memory_mb", _get(settings, "performance:process_memory_mb"))
     share = _get(settings, "performance:memory_share")
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
-        _invalid("performance:memory_share", "must be a fraction in (0, 1]", share)
+        invalid("performance:memory_share", "must be a fraction in (0, 1]", share)
     if mem_total is None:
         mem_total = __grains__["mem_total"]
     return max(1, math.floor(mem_total * share / memory_mb))
@@ -350,7 +349,7 @@ def quota_backend(settings):
     """
     backend = _get(settings, "quota:backend")
     if backend not in ("auto", "vda", "dovecot"):
-        _invalid("quota:backend", "must be auto, vda or dovecot", backend)
+        invalid("quota:backend", "must be auto, vda or dovecot", backend)
     if backend != "auto":
         return backend
     builtin = _get(settings, "lookup:vda_builtin")
@@ -384,7 +383,7 @@ def vda_check(settings):
 def _quota_message(settings):
     message = _get(settings, "quota:message")
     if not isinstance(message, str) or not message or "\n" in message:
-        _invalid("quota:message", "must be a one-line text", message)
+        invalid("quota:message", "must be a one-line text", message)
     return message
 
 
@@ -394,7 +393,7 @@ def _vda(settings):
         value = _get(settings, f"quota:vda:{key}")
         if key == "trash_name":
             if not isinstance(value, str) or not value:
-                _invalid("quota:vda:trash_name", "must be a folder name", value)
+                invalid("quota:vda:trash_name", "must be a folder name", value)
             params[parameter] = value
         else:
             params[parameter] = _yes_no(f"quota:vda:{key}", value)
@@ -472,7 +471,7 @@ def message_size_limit(settings):
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        _invalid("main:message_size_limit", "must be a number of bytes (0: no limit)", value)
+        invalid("main:message_size_limit", "must be a number of bytes (0: no limit)", value)
     return value
 
 
@@ -495,7 +494,7 @@ def table_query(settings, query):
 def _relay(settings):
     restrictions = _restriction_list("relay:restrictions", _get(settings, "relay:restrictions"))
     if restrictions[-1] != "reject_unauth_destination":
-        _invalid("relay:restrictions", "must end with reject_unauth_destination", restrictions)
+        invalid("relay:restrictions", "must end with reject_unauth_destination", restrictions)
     return {
         "relay_domains": _map(settings, "relay_domains"),
         "relay_recipient_maps": _map(settings, "relay_recipient_maps"),
@@ -508,7 +507,7 @@ def _mailbox_quotas(settings):
     for address, fields in mailboxes.items():
         quota = (fields or {}).get("quota", 0)
         if isinstance(quota, bool) or not isinstance(quota, int) or not 0 <= quota <= MAX_QUOTA:
-            _invalid(f"postfixadmin:mailboxes:{address}:quota", f"must be 0 (unlimited) to {MAX_QUOTA} bytes", quota)
+            invalid(f"postfixadmin:mailboxes:{address}:quota", f"must be 0 (unlimited) to {MAX_QUOTA} bytes", quota)
 
 
 def _virtual(settings, lmtp):
@@ -535,7 +534,7 @@ def _raw_main(settings):
     raw = _mapping(settings, "main")
     for name, key in RESERVED_MAIN.items():
         if name in raw:
-            _invalid(f"main:{name}", f"is set only through postfix:{key}", raw[name])
+            invalid(f"main:{name}", f"is set only through postfix:{key}", raw[name])
     return raw
 
 
@@ -587,7 +586,7 @@ def _sasl_path(settings):
         return auth_socket
     uses_our_dovecot = _get(settings, "submission:sasl:type") == "dovecot" and _enabled(settings, "dovecot")
     if uses_our_dovecot and path != auth_socket:
-        _invalid(
+        invalid(
             "submission:sasl:path",
             f"must be null or {auth_socket} (postfix:dovecot:auth_socket, where the formula's Dovecot listens)",
             path,
@@ -598,7 +597,7 @@ def _sasl_path(settings):
 def _submission_options(settings):
     level = _get(settings, "submission:tls_security_level")
     if level not in ("may", "encrypt"):
-        _invalid("submission:tls_security_level", "must be may or encrypt", level)
+        invalid("submission:tls_security_level", "must be may or encrypt", level)
     restrictions = _restriction_list("submission:client_restrictions", _get(settings, "submission:client_restrictions"))
     options = {
         "smtpd_tls_security_level": level,
@@ -626,9 +625,9 @@ def _check_services(services):
     for name, record in services.items():
         service_type = name.rpartition("/")[2]
         if "/" not in name or service_type not in SERVICE_TYPES:
-            _invalid(f"master:{name}", f"service names are NAME/TYPE with TYPE one of {', '.join(SERVICE_TYPES)}", name)
+            invalid(f"master:{name}", f"service names are NAME/TYPE with TYPE one of {', '.join(SERVICE_TYPES)}", name)
         if not isinstance(record, dict):
-            _invalid(f"master:{name}", "must be a mapping of service fields", record)
+            invalid(f"master:{name}", "must be a mapping of service fields", record)
 
 
 def master(settings):
@@ -787,7 +786,7 @@ def _text(key, value, allow_none=True):
     if value is None and allow_none:
         return None
     if not isinstance(value, str) or not value or "\n" in value:
-        _invalid(key, "must be a one-line text", value)
+        invalid(key, "must be a one-line text", value)
     return value
 
 
@@ -813,21 +812,21 @@ def tls_files(settings):
     self_signed = _enabled(settings, "tls:self_signed")
     for name, value in (("cert_pem", cert_pem), ("key_pem", key_pem)):
         if value is not None and (not isinstance(value, str) or "-----BEGIN " not in value):
-            _invalid(f"tls:{name}", "must be PEM text", "(not PEM)")
+            invalid(f"tls:{name}", "must be PEM text", "(not PEM)")
     if isinstance(cert_pem, str) and "PRIVATE KEY" in cert_pem:
         raise SaltInvocationError("pillar postfix:tls:cert_pem: holds a private key (value not shown): the "
                                   "certificate file is world-readable; give the key as tls:key_pem")
     if (cert_pem is None) != (key_pem is None):
         missing = "key_pem" if key_pem is None else "cert_pem"
-        _invalid(f"tls:{missing}", "cert_pem and key_pem go together", None)
+        invalid(f"tls:{missing}", "cert_pem and key_pem go together", None)
     written = cert_pem is not None or self_signed
     if cert_pem is not None and self_signed:
-        _invalid("tls:self_signed:enabled", "cannot be true together with cert_pem/key_pem", True)
+        invalid("tls:self_signed:enabled", "cannot be true together with cert_pem/key_pem", True)
     if not written:
         if cert is None and key is None:
             return {}
         if cert is None or key is None:
-            _invalid("tls:key" if key is None else "tls:cert", "tls:cert and tls:key go together", None)
+            invalid("tls:key" if key is None else "tls:cert", "tls:cert and tls:key go together", None)
     directory = f"{_get(settings, 'config_dir')}/tls"
     return {"cert": cert or f"{directory}/server.crt", "key": key or f"{directory}/server.key", "written": written}
 
@@ -835,14 +834,14 @@ def tls_files(settings):
 def _tls(settings):
     outbound = _get(settings, "tls:outbound")
     if outbound not in (None, *TLS_OUTBOUND):
-        _invalid("tls:outbound", f"must be one of {', '.join(TLS_OUTBOUND)} or null", outbound)
+        invalid("tls:outbound", f"must be one of {', '.join(TLS_OUTBOUND)} or null", outbound)
     params = {"smtp_tls_security_level": outbound} if outbound else {}
     if outbound == "dane":
         params["smtp_dns_support_level"] = "dnssec"
     files = tls_files(settings)
     profile = _get(settings, "tls:profile")
     if profile not in TLS_PROFILES:
-        _invalid("tls:profile", f"must be one of {', '.join(TLS_PROFILES)}", profile)
+        invalid("tls:profile", f"must be one of {', '.join(TLS_PROFILES)}", profile)
     auth_only = _get(settings, "tls:auth_only")
     if auth_only is not None:
         _yes_no("tls:auth_only", auth_only)
@@ -880,7 +879,7 @@ def _map_value(key, value, secret=False):
     if isinstance(value, bool) or isinstance(value, (int, float)):
         value = str(value)
     if not isinstance(value, str) or not value or "\n" in value:
-        _invalid(key, "must be a one-line text (or a list of them)", "(secret)" if secret else value)
+        invalid(key, "must be a one-line text (or a list of them)", "(secret)" if secret else value)
     return value
 
 
@@ -891,11 +890,11 @@ def _map_key(key, entry_key, map_type, aliases=False):
     text = str(entry_key)
     if map_type in ("pcre", "regexp"):
         if not text.strip() or text != text.strip() or text.startswith("#"):
-            _invalid(f"{key}:entries:{text}", "a pattern must not be empty, start or end with whitespace, or "
+            invalid(f"{key}:entries:{text}", "a pattern must not be empty, start or end with whitespace, or "
                                               "start with #", text)
         return text
     if not text or text.startswith("#") or any(c.isspace() or (aliases and c == ":") for c in text):
-        _invalid(f"{key}:{text}" if aliases else f"{key}:entries:{text}",
+        invalid(f"{key}:{text}" if aliases else f"{key}:entries:{text}",
                  f"a key must not be empty, start with #, or contain whitespace{' or a colon' if aliases else ''} "
                  "(the table file would read another key)", text)
     return text
@@ -921,16 +920,16 @@ def static_maps(settings):
     for name, spec in _mapping(settings, "maps").items():
         key = f"maps:{name}"
         if not isinstance(name, str) or not MAP_NAME.match(name) or name in (RELAYHOST_MAP, ALIASES_MAP):
-            _invalid(key, f"map names are letters, digits, '_', '.', '-' (not {RELAYHOST_MAP} or {ALIASES_MAP})", name)
+            invalid(key, f"map names are letters, digits, '_', '.', '-' (not {RELAYHOST_MAP} or {ALIASES_MAP})", name)
         if not isinstance(spec, dict):
             raise SaltInvocationError(f"pillar postfix:{key}: must be a mapping with entries (and type, mode, "
                                       f"secret), got a {type(spec).__name__} (value not shown)")
         unknown = set(spec) - {"type", "entries", "mode", "secret"}
         if unknown:
-            _invalid(f"{key}:{sorted(unknown)[0]}", "unknown key (known: type, entries, mode, secret)", sorted(unknown)[0])
+            invalid(f"{key}:{sorted(unknown)[0]}", "unknown key (known: type, entries, mode, secret)", sorted(unknown)[0])
         map_type = spec.get("type")
         if map_type is not None and map_type not in MAP_TYPES:
-            _invalid(f"{key}:type", f"must be one of {', '.join(MAP_TYPES)} (or unset: default_database_type)", map_type)
+            invalid(f"{key}:type", f"must be one of {', '.join(MAP_TYPES)} (or unset: default_database_type)", map_type)
         entries = spec.get("entries") or {}
         if not isinstance(entries, dict):
             raise SaltInvocationError(f"pillar postfix:{key}:entries: must be a mapping of key: value, got a "
@@ -938,9 +937,9 @@ def static_maps(settings):
         secret = _yes_no(f"{key}:secret", spec.get("secret", False)) == "yes"
         mode = spec.get("mode")
         if mode is not None and not re.match(r"^0?[0-7]{3}$", str(mode)):
-            _invalid(f"{key}:mode", "must be an octal mode such as 0644", mode)
+            invalid(f"{key}:mode", "must be an octal mode such as 0644", mode)
         if secret and mode not in (None, "0600", "600"):
-            _invalid(f"{key}:mode", "a secret map is always 0600", mode)
+            invalid(f"{key}:mode", "a secret map is always 0600", mode)
         found[name] = {
             "type": map_type,
             "entries": [
@@ -977,18 +976,18 @@ def _relayhost_credentials(settings):
     password = _get(settings, "relayhost:password")
     if host is None:
         if username is not None or password is not None:
-            _invalid("relayhost:host", "is needed for relayhost:username/password", host)
+            invalid("relayhost:host", "is needed for relayhost:username/password", host)
         return None
     if (username is None) != (password is None):
-        _invalid("relayhost:password" if password is None else "relayhost:username", "username and password go together", None)
+        invalid("relayhost:password" if password is None else "relayhost:username", "username and password go together", None)
     if username is None:
         return None
     _text("relayhost:username", username, allow_none=False)
     if any(character.isspace() for character in host):
-        _invalid("relayhost:host", "must not contain whitespace with a username (it is the key of the password "
+        invalid("relayhost:host", "must not contain whitespace with a username (it is the key of the password "
                                    "table's one line)", host)
     if ":" in username or any(character.isspace() for character in username):
-        _invalid("relayhost:username", "must not contain a colon or whitespace (Postfix reads the password table's "
+        invalid("relayhost:username", "must not contain a colon or whitespace (Postfix reads the password table's "
                                        "value as username:password, cut at the first colon)", username)
     if not isinstance(password, str) or not password or "\n" in password:
         raise SaltInvocationError("pillar postfix:relayhost:password: must be a one-line text (value not shown)")
@@ -1004,7 +1003,7 @@ def _relayhost(settings):
         return {}
     level = _get(settings, "relayhost:tls")
     if level not in RELAYHOST_TLS:
-        _invalid("relayhost:tls", f"must be one of {', '.join(RELAYHOST_TLS)}", level)
+        invalid("relayhost:tls", f"must be one of {', '.join(RELAYHOST_TLS)}", level)
     params = {"relayhost": host, "smtp_tls_security_level": level}
     if _relayhost_credentials(settings):
         params.update(
@@ -1051,7 +1050,7 @@ def _resolve(settings, key, value, known):
     def reference(match):
         name = match.group(1)
         if name not in known:
-            _invalid(key, f"names maps:{name}, which postfix:maps does not define", value)
+            invalid(key, f"names maps:{name}, which postfix:maps does not define", value)
         return known[name]["reference"]
 
     return MAP_REFERENCE.sub(reference, value)
@@ -1113,7 +1112,7 @@ POLICY_PRELUDE = ["permit_mynetworks", "permit_sasl_authenticated", "reject_unau
 
 def _port(key, value):
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-        _invalid(key, "must be a port number", value)
+        invalid(key, "must be a port number", value)
     return value
 
 

@@ -55,6 +55,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 # Shared with the other postfixadmin* modules. Not Salt modules themselves (the loader
 # skips names starting with "_"), so reloaded here: code saltutil.sync_modules brings
 # then replaces what a running minion imported before.
+importlib.reload(importlib.import_module("_postfixadmin_fields"))
 importlib.reload(importlib.import_module("_postfixadmin_db"))
 importlib.reload(importlib.import_module("_postfixadmin_passwords"))
 from _postfixadmin_db import (  # noqa: E402
@@ -63,17 +64,12 @@ from _postfixadmin_db import (  # noqa: E402
     PSEUDO_DOMAIN,
     _ALIAS_COLUMNS,
     _DOMAIN_COLUMNS,
-    _FIELDS,
     _MAILBOX_COLUMNS,
     _Transaction,
-    _address,
-    _checked,
     _delete,
     _delete_domain_rows,
     _differences,
-    _domain_name,
     _insert,
-    _password,
     _read,
     _read_one,
     _refuse_existing,
@@ -81,6 +77,13 @@ from _postfixadmin_db import (  # noqa: E402
     _select_one,
     _update,
     available,
+)
+from _postfixadmin_fields import (  # noqa: E402
+    _FIELDS,
+    _address,
+    _checked,
+    _domain_name,
+    _password,
 )
 from _postfixadmin_passwords import (  # noqa: E402
     _hash_password,

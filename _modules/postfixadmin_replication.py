@@ -34,6 +34,7 @@ except ImportError:
 # Shared with the other postfixadmin* modules. Not Salt modules themselves (the loader
 # skips names starting with "_"), so reloaded here: code saltutil.sync_modules brings
 # then replaces what a running minion imported before.
+importlib.reload(importlib.import_module("_postfixadmin_fields"))
 importlib.reload(importlib.import_module("_postfixadmin_db"))
 from _postfixadmin_db import (  # noqa: E402
     CONNECTION_KEYS,
@@ -45,20 +46,22 @@ from _postfixadmin_db import (  # noqa: E402
     _delete,
     _delete_domain_rows,
     _describe,
-    _flag,
     _grant,
     _grant_text,
     _insert,
     _masked,
     _missing_grants,
     _missing_tables,
-    _password,
     _role_exists,
     _select,
     _settings,
-    _text,
     _update,
     available,
+)
+from _postfixadmin_fields import (  # noqa: E402
+    _flag,
+    _password,
+    _text,
 )
 
 __virtualname__ = "postfixadmin"

@@ -17,6 +17,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 # Shared with the other postfixadmin* modules. Not Salt modules themselves (the loader
 # skips names starting with "_"), so reloaded here: code saltutil.sync_modules brings
 # then replaces what a running minion imported before.
+importlib.reload(importlib.import_module("_postfixadmin_fields"))
 importlib.reload(importlib.import_module("_postfixadmin_db"))
 from _postfixadmin_db import (  # noqa: E402
     _Transaction,
@@ -25,8 +26,10 @@ from _postfixadmin_db import (  # noqa: E402
     _missing_grants,
     _role_exists,
     _table_exists,
-    _text,
     available,
+)
+from _postfixadmin_fields import (  # noqa: E402
+    _text,
 )
 
 __virtualname__ = "postfixadmin"

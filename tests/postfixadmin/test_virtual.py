@@ -47,6 +47,6 @@ def test_a_new_loader_runs_the_helpers_synced_since(minion_opts, tmp_path):
         raise AssertionError("validate accepted aliases='many'")
 
     assert refusal().startswith("aliases must be an integer")
-    helpers = modules_dir / "_postfixadmin_db.py"
+    helpers = modules_dir / "_postfixadmin_fields.py"
     helpers.write_text(helpers.read_text().replace("must be an integer from", "must be a whole number from"))
     assert refusal().startswith("aliases must be a whole number")
