@@ -268,8 +268,8 @@ def _socket_needs_proxy(settings):
     proxy = _get(settings, "postfixadmin:proxy")
     if isinstance(host, str) and host.startswith("/") and proxy is False:
         invalid("postfixadmin:proxy",
-                 "must be true while database:host is a socket directory (Postfix's chrooted daemons cannot reach "
-                 "the socket; proxymap can)", proxy)
+                "must be true while database:host is a socket directory (Postfix's chrooted daemons cannot reach "
+                "the socket; proxymap can)", proxy)
 
 
 def _lookup_user(settings):
@@ -319,7 +319,7 @@ def _forwarder(key, value, backend):
         if _ip_address(address) and (not separator or (port.isdigit() and 1 <= int(port) <= 65535)):
             return
     invalid(key, f"must be an IP address, optionally followed by {FORWARDER_PORT_SEPARATOR.get(backend, '@')}PORT",
-             value)
+            value)
 
 
 def _dns_cache(settings):

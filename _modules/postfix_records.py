@@ -83,6 +83,13 @@ RESTRICTIONS = frozenset("""
     check_etrn_access check_address_map
 """.split())
 
+#: restrictions followed by one argument (a table, a policy service, a DNS list, seconds)
+RESTRICTIONS_WITH_ARGUMENT = frozenset(
+    {name for name in RESTRICTIONS if name.startswith("check_")}
+    | {"reject_rbl_client", "reject_rhsbl_client", "reject_rhsbl_reverse_client", "reject_rhsbl_helo",
+       "reject_rhsbl_sender", "reject_rhsbl_recipient", "permit_dnswl_client", "permit_rhswl_client", "sleep"}
+)
+
 #: the largest mailbox quota (bytes) the document deems usable
 MAX_QUOTA = 9223372036854774784
 
@@ -185,12 +192,15 @@ def _restriction_list(key, value, classes=()):
     if not isinstance(value, list) or not value or not all(isinstance(item, str) and item.strip() for item in value):
         invalid(key, "must be a non-empty list of restrictions", value)
     for item in value:
-        word = item.split()[0]
-        if word not in RESTRICTIONS and ":" not in word and word not in classes:
-            invalid(key, f"{word} is not a Postfix restriction, lookup table or smtpd_restriction_classes name",
-                     value)
         if any(ord(character) < 32 or ord(character) == 127 for character in item):
             invalid(key, "restrictions must not contain control characters", value)
+        words = iter(item.split())
+        for word in words:  # as smtpd reads them: a restriction, and its argument where it takes one
+            if word not in RESTRICTIONS and ":" not in word and word not in classes:
+                invalid(key, f"{word} is not a Postfix restriction, lookup table or smtpd_restriction_classes name",
+                        value)
+            if word in RESTRICTIONS_WITH_ARGUMENT:
+                next(words, None)  # (or the next item's first word, as smtpd reads commas as spaces)
     return value
 
 
@@ -895,8 +905,8 @@ def _map_key(key, entry_key, map_type, aliases=False):
         return text
     if not text or text.startswith("#") or any(c.isspace() or (aliases and c == ":") for c in text):
         invalid(f"{key}:{text}" if aliases else f"{key}:entries:{text}",
-                 f"a key must not be empty, start with #, or contain whitespace{' or a colon' if aliases else ''} "
-                 "(the table file would read another key)", text)
+                f"a key must not be empty, start with #, or contain whitespace{' or a colon' if aliases else ''} "
+                "(the table file would read another key)", text)
     return text
 
 

@@ -421,10 +421,13 @@ def test_merge_is_recursive_and_keeps_nulls():
     ("hardening:helo_restrictions", {"hardening": {"helo_restrictions": ["permit_mynetworks", "reject_bogus_helo"]}}),
     ("relay:restrictions", {"relay": {"enabled": True, "restrictions": ["permit_mynetwork", "reject_unauth_destination"]}}),
     ("submission:client_restrictions", {"submission": {"enabled": True, "client_restrictions": ["permit_sasl", "reject"]}}),
+    ("hardening:helo_restrictions",
+     {"hardening": {"helo_restrictions": ["permit_mynetworks reject_unknwon_helo_hostname", "reject"]}}),
 ])
 def test_unknown_restriction_names_are_refused_naming_key_and_name(key, pillar):
-    bad = [item for item in pillar[key.split(":")[0]][key.split(":")[1]] if item not in ("permit_mynetworks", "reject",
-           "reject_unauth_destination")][0]
+    """A second word is read as a restriction too, unless the first takes an argument."""
+    bad = [word for item in pillar[key.split(":")[0]][key.split(":")[1]] for word in item.split()
+           if word not in ("permit_mynetworks", "reject", "reject_unauth_destination")][0]
     with pytest.raises(SaltInvocationError, match=rf"pillar postfix:{key}: {bad} is not a Postfix restriction"):
         main(**pillar)
         records.master(settings(**pillar))
@@ -432,8 +435,10 @@ def test_unknown_restriction_names_are_refused_naming_key_and_name(key, pillar):
 
 def test_restriction_lists_take_tables_arguments_and_old_names():
     helo = ["permit_mynetworks", "check_helo_access pcre:/etc/postfix/helo.pcre", "hash:/etc/postfix/access",
-            "reject_invalid_hostname", "sleep 1"]
+            "reject_invalid_hostname", "sleep 1", "warn_if_reject reject_non_fqdn_helo_hostname",
+            "permit_sasl_authenticated reject_rbl_client zen.example.org"]
     assert main(hardening={"helo_restrictions": helo})["smtpd_helo_restrictions"].startswith("permit_mynetworks, check")
+    assert main(hardening={"helo_restrictions": ["check_helo_access", "pcre:/etc/postfix/helo.pcre"]})
 
 
 #: master.cf and main.cf pillar the postconf module would refuse when its state runs, after other
