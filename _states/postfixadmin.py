@@ -41,6 +41,7 @@ changes on a database that has no postfixadmin schema yet (what
 import grp
 import os
 import pwd
+import re
 import urllib.parse
 
 import salt.utils.args
@@ -567,8 +568,17 @@ def _parse(text):
     return settings
 
 
+#: a password inside another setting of a hand-written table file: a conninfo
+#: ``password=...`` or a URI's ``user:password@``
+_EMBEDDED_PASSWORD = re.compile(r"(password=)[^\s&]*|(://[^:/@\s]*:)[^@\s]*(?=@)")
+
+
 def _shown(key, value):
-    return MASK if key == "password" and value is not None else value
+    if value is None:
+        return None
+    if key == "password":
+        return MASK
+    return _EMBEDDED_PASSWORD.sub(lambda match: (match.group(1) or match.group(2)) + MASK, value)
 
 
 def _file_state(path):

@@ -158,6 +158,20 @@ def test_lookup_table_file_is_root_postfix_0640_without_the_password_in_the_retu
     assert states.postfixadmin.lookup_table(test=True, **kwargs).result is True
 
 
+def test_taking_over_a_hand_written_table_shows_no_password_it_held(states, lookup_database, postmap_config,
+                                                                    tmp_path):
+    """A table written by hand may hold its password inside hosts or dbname (a URI, a conninfo)."""
+    path = tmp_path / "relay_domains.cf"
+    path.write_text("hosts = postgresql://postfix:H4nd-Written-S3cret@db1/postfixadmin\n"
+                    "dbname = postfixadmin?password=H4nd-Written-S3cret\nquery = SELECT 1\n")
+    kwargs = dict(name=str(path), query=QUERIES["relay_domains"]["query"], database=lookup_database,
+                  config_dir=str(postmap_config))
+    for ret in (states.postfixadmin.lookup_table(test=True, **kwargs), states.postfixadmin.lookup_table(**kwargs)):
+        assert ret.result is not False, ret.comment
+        assert ret.changes["hosts"]["old"] == "postgresql://postfix:********@db1/postfixadmin"
+        assert "H4nd-Written-S3cret" not in str(ret.raw)
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
