@@ -116,10 +116,25 @@ def _present(ret, kind, name, current, apply_present, changes_present):
     return ret
 
 
+def _lost_a_race(error):
+    """Whether ERROR says the row this flow read as missing exists by now: another mail
+    host sharing the database (applying the same pillar at the same time) or
+    postfixadmin's web UI added it in between."""
+    message = str(error)
+    return message.endswith(" already exists") or "duplicate key value violates unique constraint" in message
+
+
 def _run(ret, flow):
-    """Run a state flow; module errors become a failed state with the module's message."""
+    """Run a state flow; module errors become a failed state with the module's message.
+    A flow that lost a race to add a row runs once more: it reads the row the winner
+    added and compares with that."""
     try:
-        return flow()
+        try:
+            return flow()
+        except CommandExecutionError as exc:
+            if not _lost_a_race(exc):
+                raise
+            return flow()
     except (CommandExecutionError, SaltInvocationError) as exc:
         return _failed(ret, str(exc))
 
