@@ -27,3 +27,12 @@ def invalid(key, problem, value):
     and, unless it may be a secret, its VALUE."""
     shown = "(value not shown)" if secret(tuple(str(key).split(":")), value) else repr(value)
     raise SaltInvocationError(f"pillar postfix:{key}: {problem}, got {shown}")
+
+
+def checked_as(key, check, *args):
+    """CHECK(*ARGS) - a module's own check of its input, run on pillar while an sls
+    renders - with its refusal named as pillar ``postfix:KEY``'s."""
+    try:
+        return check(*args)
+    except SaltInvocationError as error:
+        raise SaltInvocationError(f"pillar postfix:{key}: {error}") from None

@@ -29,7 +29,7 @@ from salt.exceptions import SaltInvocationError
 importlib.reload(importlib.import_module("_postfix_pillar"))
 importlib.reload(importlib.import_module("_postfixadmin_fields"))
 importlib.reload(importlib.import_module("_postfixadmin_passwords"))
-from _postfix_pillar import invalid  # noqa: E402
+from _postfix_pillar import checked_as, invalid  # noqa: E402
 # the postfixadmin states' own checks of their rows and of postfixadmin's encrypt setting
 from _postfixadmin_fields import _address, _checked, _domain_name  # noqa: E402
 from _postfixadmin_passwords import _encrypt_format  # noqa: E402
@@ -352,13 +352,6 @@ _ROWS = {
 _ROW_SETTINGS = {"ensure", "password", "name"}  # name: postfixadmin/init.sls refuses it, saying why
 
 
-def _row_check(key, check, *args):
-    try:
-        check(*args)
-    except SaltInvocationError as error:
-        raise SaltInvocationError(f"pillar postfix:{key}: {error}") from None
-
-
 def _postfixadmin_rows(settings):
     """Every domain, mailbox and alias postfixadmin pillar lists, checked as its state
     checks it when it runs (by then the states before it would have changed things),
@@ -370,15 +363,15 @@ def _postfixadmin_rows(settings):
             entry = {} if entry is None else entry
             if not isinstance(entry, dict):
                 raise SaltInvocationError(f"pillar postfix:{key}: must be a mapping of fields, got {_kind(entry)}")
-            _row_check(key, check_name, name)
+            checked_as(key, check_name, name)
             if entry.get("ensure", "present") != "present":
                 continue
             fields = {field: value for field, value in entry.items() if field not in _ROW_SETTINGS}
             if kind == "alias" and "goto" not in fields:
                 raise SaltInvocationError(f"pillar postfix:{key}: goto (the addresses it forwards to) is required")
             for field, value in fields.items():
-                _row_check(f"{key}:{field}", _checked, kind, {field: value})
-    _row_check("postfixadmin:encrypt", _encrypt_format, _get(settings, "postfixadmin:encrypt"))
+                checked_as(f"{key}:{field}", _checked, kind, {field: value})
+    checked_as("postfixadmin:encrypt", _encrypt_format, _get(settings, "postfixadmin:encrypt"))
 
 
 def settings(postfix, keep=None, defaults=None):

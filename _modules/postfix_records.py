@@ -29,7 +29,7 @@ from salt.exceptions import SaltInvocationError
 importlib.reload(importlib.import_module("_postconf_syntax"))
 importlib.reload(importlib.import_module("_postfix_pillar"))
 from _postconf_syntax import SERVICE_TYPES, wanted_parameters, wanted_service  # noqa: E402
-from _postfix_pillar import invalid  # noqa: E402
+from _postfix_pillar import checked_as, invalid  # noqa: E402
 
 __virtualname__ = "postfix_records"
 
@@ -133,16 +133,6 @@ BANNER_PATTERN = re.compile(
 
 def __virtual__():
     return True
-
-
-def _as_postconf_takes_it(key, check, *args):
-    """CHECK(*ARGS), the postconf module's own check of its input, run while
-    the sls renders: refused there, the run would fail after other states
-    changed things."""
-    try:
-        check(*args)
-    except SaltInvocationError as error:
-        raise SaltInvocationError(f"pillar postfix:{key}: {error}") from None
 
 
 def _yes_no(key, value):
@@ -583,7 +573,7 @@ def main(settings, mem_total=None):
     if backend == "dovecot":
         params = _with_restriction_class(params, QUOTA_STATUS_CLASS)
     params = _recipient_validation(settings, with_everyday_features(settings, params))
-    _as_postconf_takes_it("main", wanted_parameters, params)
+    checked_as("main", wanted_parameters, params)
     return params
 
 
@@ -670,7 +660,7 @@ def master(settings):
         settings, _without_null_options(merge(services, services_with_map_references(settings, raw))))
     for key, record in services.items():
         origin = f"master:{key}" if key in raw else "submission" if key == SUBMISSION_SERVICE else "policy"
-        _as_postconf_takes_it(origin, wanted_service, key, record)
+        checked_as(origin, wanted_service, key, record)
     return services
 
 
